@@ -1,0 +1,23 @@
+"""The ALBERT model: config, layers, heads, task models, and checkpoint conversion."""
+
+from albert_jax.model.config import AlbertConfig
+from albert_jax.model.models import (
+    AlbertForMaskedLM,
+    AlbertForMultipleChoice,
+    AlbertForPreTraining,
+    AlbertForQuestionAnswering,
+    AlbertForSequenceClassification,
+    AlbertForTokenClassification,
+    AlbertModel,
+)
+
+__all__ = [
+    "AlbertConfig",
+    "AlbertModel",
+    "AlbertForPreTraining",
+    "AlbertForMaskedLM",
+    "AlbertForSequenceClassification",
+    "AlbertForTokenClassification",
+    "AlbertForQuestionAnswering",
+    "AlbertForMultipleChoice",
+]

@@ -1,0 +1,225 @@
+"""The ALBERT encoder: embeddings, post-LN transformer layers, and the parameter-shared stack.
+
+Module and parameter names follow Hugging Face's `modeling_albert.py` (word_embeddings,
+LayerNorm, embedding_hidden_mapping_in, attention.query, ffn, ffn_output, full_layer_layer_norm),
+so the mapping onto existing checkpoints stays one to one. Kernels are stored input-major
+([in..., out...]) as JAX does; attention kernels keep heads as their own axis for tensor
+parallelism.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from albert_jax.model.config import AlbertConfig
+from albert_jax.model.sharding import constrain, param_init
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """Activations by Hugging Face name; "gelu_new" is the tanh form the original ALBERT uses."""
+    return {
+        "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+        "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+        "relu": jax.nn.relu,
+        "silu": jax.nn.silu,
+        "swish": jax.nn.silu,
+        "tanh": jnp.tanh,
+        "linear": lambda x: x,
+    }[name]
+
+
+def _kernel_init(config: AlbertConfig, axes):
+    # The original initialises every weight from a normal truncated at two standard deviations.
+    return param_init(nnx.initializers.truncated_normal(stddev=config.initializer_range), axes)
+
+
+class Dense(nnx.Module):
+    """y = x·W + b, contracting the trailing `len(in_shape)` axes of x with W[in..., out...]."""
+
+    def __init__(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...], config: AlbertConfig,
+                 *, axes: tuple[str | None, ...], rngs: nnx.Rngs):
+        param_dtype = jnp.dtype(config.param_dtype)
+        self.kernel = nnx.Param(_kernel_init(config, axes)(rngs.params(), in_shape + out_shape, param_dtype))
+        bias_axes = axes[len(in_shape):]
+        self.bias = nnx.Param(param_init(nnx.initializers.zeros, bias_axes)(rngs.params(), out_shape, param_dtype))
+        self.num_in = len(in_shape)
+        self.dtype = jnp.dtype(config.dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.kernel[...].astype(self.dtype)
+        contract = (tuple(range(x.ndim - self.num_in, x.ndim)), tuple(range(self.num_in)))
+        y = jax.lax.dot_general(x.astype(self.dtype), kernel, (contract, ((), ())))
+        return y + self.bias[...].astype(self.dtype)
+
+
+def layer_norm(features: int, config: AlbertConfig, axis_name: str, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    # Statistics are computed in float32 whatever the compute dtype (flax upcasts internally).
+    return nnx.LayerNorm(
+        features, epsilon=config.layer_norm_eps, dtype=jnp.dtype(config.dtype),
+        param_dtype=jnp.dtype(config.param_dtype),
+        scale_init=param_init(nnx.initializers.ones, (axis_name,)),
+        bias_init=param_init(nnx.initializers.zeros, (axis_name,)), rngs=rngs)
+
+
+class Embedding(nnx.Module):
+    def __init__(self, num: int, features: int, config: AlbertConfig, *, axes, rngs: nnx.Rngs):
+        self.embedding = nnx.Param(_kernel_init(config, axes)(
+            rngs.params(), (num, features), jnp.dtype(config.param_dtype)))
+        self.dtype = jnp.dtype(config.dtype)
+
+    def __call__(self, ids: jax.Array) -> jax.Array:
+        return jnp.take(self.embedding[...], ids, axis=0).astype(self.dtype)
+
+
+class AlbertEmbeddings(nnx.Module):
+    """Word + position + token-type embeddings of size E, then LayerNorm and dropout."""
+
+    def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
+        E = config.embedding_size
+        self.word_embeddings = Embedding(config.vocab_size, E, config, axes=("vocab", "embed"), rngs=rngs)
+        self.position_embeddings = Embedding(config.max_position_embeddings, E, config,
+                                             axes=(None, "embed"), rngs=rngs)
+        self.token_type_embeddings = Embedding(config.type_vocab_size, E, config,
+                                               axes=(None, "embed"), rngs=rngs)
+        self.LayerNorm = layer_norm(E, config, "embed", rngs)
+        self.dropout = nnx.Dropout(config.hidden_dropout_prob)
+
+    def __call__(self, input_ids, token_type_ids, position_ids, *, rngs=None) -> jax.Array:
+        x = (self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+             + self.position_embeddings(position_ids))
+        x = constrain(x, ("batch", "length", "act_embed"))
+        return self.dropout(self.LayerNorm(x), rngs=rngs)
+
+
+def attention_weights(query, key, mask, *, dtype) -> jax.Array:
+    """Softmax attention probabilities [batch, heads, q, k], computed in float32."""
+    scores = jnp.einsum("bqnd,bknd->bnqk", query, key, preferred_element_type=jnp.float32)
+    scores = scores / math.sqrt(query.shape[-1])
+    scores = jnp.where(mask[:, None, None, :], scores, jnp.finfo(jnp.float32).min)
+    return jax.nn.softmax(scores, axis=-1).astype(dtype)
+
+
+class AlbertAttention(nnx.Module):
+    """Multi-head self-attention, output projection, dropout, then residual LayerNorm (post-LN)."""
+
+    def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
+        H, N, D = config.hidden_size, config.num_attention_heads, config.head_dim
+        self.query = Dense((H,), (N, D), config, axes=("hidden", "heads", "kv"), rngs=rngs)
+        self.key = Dense((H,), (N, D), config, axes=("hidden", "heads", "kv"), rngs=rngs)
+        self.value = Dense((H,), (N, D), config, axes=("hidden", "heads", "kv"), rngs=rngs)
+        self.dense = Dense((N, D), (H,), config, axes=("heads", "kv", "hidden"), rngs=rngs)
+        self.LayerNorm = layer_norm(H, config, "hidden", rngs)
+        self.attention_dropout = nnx.Dropout(config.attention_probs_dropout_prob)
+        self.output_dropout = nnx.Dropout(config.hidden_dropout_prob)
+        self.implementation = config.attention_implementation
+        self.dtype = jnp.dtype(config.dtype)
+
+    def __call__(self, x: jax.Array, mask: jax.Array, *, rngs=None) -> jax.Array:
+        probs_key, output_key = jax.random.split(rngs) if rngs is not None else (None, None)
+        heads = ("batch", "length", "act_heads", "act_kv")
+        q = constrain(self.query(x), heads)
+        k = constrain(self.key(x), heads)
+        v = constrain(self.value(x), heads)
+        if self.implementation == "cudnn":
+            if self.attention_dropout.rate > 0 and not self.attention_dropout.deterministic:
+                raise ValueError("attention_implementation='cudnn' has no attention dropout; set "
+                                 "attention_probs_dropout_prob=0 or use 'xla'")
+            context = jax.nn.dot_product_attention(
+                q, k, v, mask=mask[:, None, None, :], implementation="cudnn")
+        else:
+            probs = attention_weights(q, k, mask, dtype=self.dtype)
+            probs = self.attention_dropout(probs, rngs=probs_key)
+            context = jnp.einsum("bnqk,bknd->bqnd", probs, v)
+        context = constrain(context, heads)
+        projected = self.output_dropout(self.dense(context), rngs=output_key)
+        return self.LayerNorm(x + projected)
+
+
+class AlbertLayer(nnx.Module):
+    """One transformer layer: attention block, then feed-forward block with residual LayerNorm.
+
+    Dropout follows the original: after the feed-forward output too (Hugging Face's port omits it).
+    """
+
+    def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
+        H, I = config.hidden_size, config.intermediate_size
+        self.attention = AlbertAttention(config, rngs=rngs)
+        self.ffn = Dense((H,), (I,), config, axes=("hidden", "mlp"), rngs=rngs)
+        self.ffn_output = Dense((I,), (H,), config, axes=("mlp", "hidden"), rngs=rngs)
+        self.full_layer_layer_norm = layer_norm(H, config, "hidden", rngs)
+        self.dropout = nnx.Dropout(config.hidden_dropout_prob)
+        self.activation = activation(config.hidden_act)
+
+    def __call__(self, x: jax.Array, mask: jax.Array, *, rngs=None) -> jax.Array:
+        attention_key, ffn_key = jax.random.split(rngs) if rngs is not None else (None, None)
+        x = self.attention(x, mask, rngs=attention_key)
+        h = constrain(self.activation(self.ffn(x)), ("batch", "length", "act_mlp"))
+        h = self.dropout(self.ffn_output(h), rngs=ffn_key)
+        return constrain(self.full_layer_layer_norm(x + h), ("batch", "length", "act_hidden"))
+
+
+_REMAT_POLICIES = {
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+class AlbertTransformer(nnx.Module):
+    """E→H projection, then num_hidden_layers applications of parameter-shared layers.
+
+    Application i uses group i·G/L (G = num_hidden_groups, L = num_hidden_layers), and a group is
+    inner_group_num layers run in turn. The groups' parameters are stacked on a leading "layers"
+    axis in (group, inner) order, and the applications run as nested `jax.lax.scan`s: over the
+    groups, over the L/G repeats of a group (parameters broadcast), over its inner layers. The
+    program holds one copy of the layer whatever L is, so compile time stays flat with depth.
+    """
+
+    def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.embedding_hidden_mapping_in = Dense(
+            (config.embedding_size,), (config.hidden_size,), config, axes=("embed", "hidden"), rngs=rngs)
+
+        @nnx.split_rngs(splits=config.num_hidden_groups * config.inner_group_num)
+        @nnx.vmap(in_axes=(0,), out_axes=0,
+                  transform_metadata={nnx.PARTITION_NAME: None, "logical_axes": "layers"})
+        def stacked_layers(rngs):
+            return AlbertLayer(config, rngs=rngs)
+
+        self.albert_layers = stacked_layers(rngs)
+        # Set by model.train() / model.eval(); in eval mode no dropout keys are drawn at all.
+        self.deterministic = False
+
+    def __call__(self, x: jax.Array, mask: jax.Array, *, rngs=None) -> jax.Array:
+        c = self.config
+        groups, inner, repeats = c.num_hidden_groups, c.inner_group_num, c.num_hidden_layers // c.num_hidden_groups
+        x = constrain(self.embedding_hidden_mapping_in(x), ("batch", "length", "act_hidden"))
+        graphdef, params = nnx.split(self.albert_layers)
+        params = jax.tree.map(lambda p: p.reshape(groups, inner, *p.shape[1:]), params)
+        # One key per application: [groups, repeats, inner], so dropout differs every time.
+        keys = None if rngs is None or self.deterministic else jax.random.split(rngs, (groups, repeats, inner))
+
+        def apply_layer(h, layer_params, key):
+            return nnx.merge(graphdef, layer_params)(h, mask, rngs=key)
+
+        if c.remat_policy != "none":
+            apply_layer = jax.checkpoint(apply_layer, policy=_REMAT_POLICIES[c.remat_policy],
+                                         prevent_cse=False)
+
+        def run_inner(h, xs):
+            return apply_layer(h, *xs), None
+
+        def run_group(h, xs):
+            group_params, group_keys = xs
+
+            def repeat(h, repeat_keys):
+                return jax.lax.scan(run_inner, h, (group_params, repeat_keys), length=inner)[0], None
+
+            return jax.lax.scan(repeat, h, group_keys, length=repeats)[0], None
+
+        return jax.lax.scan(run_group, x, (params, keys), length=groups)[0]

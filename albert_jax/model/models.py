@@ -1,0 +1,259 @@
+"""ALBERT models: the base encoder and one class per task head, as in Hugging Face.
+
+Every model is called as `model(input_ids, attention_mask=None, token_type_ids=None,
+position_ids=None, *, rngs=None)`; `model.train()` / `model.eval()` turn dropout on and off.
+`rngs` is an optional dropout key (a jax PRNG key or an `nnx.Rngs`); without it the model draws
+from the stream it was built with. Outputs carry Hugging Face's field names.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx, struct
+
+from albert_jax.errors import InputError
+from albert_jax.model.config import AlbertConfig
+from albert_jax.model.heads import AlbertMLMHead, AlbertSOPHead
+from albert_jax.model.layers import AlbertEmbeddings, AlbertTransformer, Dense
+from albert_jax.model.pretrained import PretrainedMixin
+from albert_jax.model.sharding import constrain
+
+
+@struct.dataclass
+class AlbertModelOutput:
+    last_hidden_state: jax.Array  # [batch, length, hidden]
+    pooler_output: jax.Array | None  # [batch, hidden]
+
+
+@struct.dataclass
+class AlbertForPreTrainingOutput:
+    prediction_logits: jax.Array  # [batch, length or predictions, vocab]
+    sop_logits: jax.Array  # [batch, 2]
+
+
+@struct.dataclass
+class LogitsOutput:
+    logits: jax.Array
+
+
+@struct.dataclass
+class QuestionAnsweringOutput:
+    start_logits: jax.Array  # [batch, length]
+    end_logits: jax.Array
+
+
+def _check_rank(name: str, x, rank: int, what: str):
+    if x.ndim != rank:
+        raise InputError(f"{name} must be {what} (rank {rank}), got shape {tuple(x.shape)}")
+
+
+def _check_inputs(config: AlbertConfig, input_ids, attention_mask, token_type_ids, position_ids):
+    """Validates shapes (never broadcasts silently) and fills in Hugging Face's defaults."""
+    input_ids = jnp.asarray(input_ids)
+    _check_rank("input_ids", input_ids, 2, "[batch, length]")
+    if not jnp.issubdtype(input_ids.dtype, jnp.integer):
+        raise InputError(f"input_ids must be integers, got {input_ids.dtype}")
+    batch, length = input_ids.shape
+    if length > config.max_position_embeddings:
+        raise InputError(f"input_ids has length {length}, more than max_position_embeddings="
+                         f"{config.max_position_embeddings}")
+    defaults = {
+        "attention_mask": lambda: jnp.ones((batch, length), bool),
+        "token_type_ids": lambda: jnp.zeros((batch, length), jnp.int32),
+        "position_ids": lambda: jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length)),
+    }
+    given = {"attention_mask": attention_mask, "token_type_ids": token_type_ids,
+             "position_ids": position_ids}
+    out = {}
+    for name, value in given.items():
+        if value is None:
+            out[name] = defaults[name]()
+            continue
+        value = jnp.asarray(value)
+        if value.shape != input_ids.shape:
+            raise InputError(f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, "
+                             f"got {tuple(value.shape)}")
+        out[name] = value
+    return input_ids, out["attention_mask"].astype(bool), out["token_type_ids"], out["position_ids"]
+
+
+class AlbertModel(PretrainedMixin, nnx.Module):
+    """Embeddings, the parameter-shared encoder, and (by default) the tanh pooler over [CLS]."""
+
+    def __init__(self, config: AlbertConfig, *, add_pooling_layer: bool = True, rngs: nnx.Rngs):
+        self.config = config
+        self.embeddings = AlbertEmbeddings(config, rngs=rngs)
+        self.encoder = AlbertTransformer(config, rngs=rngs)
+        self.pooler = (Dense((config.hidden_size,), (config.hidden_size,), config,
+                             axes=("hidden", None), rngs=rngs) if add_pooling_layer else None)
+        self.dropout_rngs = rngs.dropout.fork()
+        self.deterministic = False
+
+    def dropout_key(self, rngs=None) -> jax.Array | None:
+        """The key for this call's dropout: None in eval mode, else from `rngs` or the own stream."""
+        if self.deterministic:
+            return None
+        if rngs is None:
+            return self.dropout_rngs()
+        if isinstance(rngs, nnx.Rngs):
+            return rngs.dropout()
+        return rngs
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 *, rngs=None) -> AlbertModelOutput:
+        input_ids, mask, token_type_ids, position_ids = _check_inputs(
+            self.config, input_ids, attention_mask, token_type_ids, position_ids)
+        key = self.dropout_key(rngs)
+        embedding_key, encoder_key = jax.random.split(key) if key is not None else (None, None)
+        x = self.embeddings(input_ids, token_type_ids, position_ids, rngs=embedding_key)
+        hidden = self.encoder(x, mask, rngs=encoder_key)
+        pooled = jnp.tanh(self.pooler(hidden[:, 0])) if self.pooler is not None else None
+        return AlbertModelOutput(last_hidden_state=hidden, pooler_output=pooled)
+
+
+def _gather_positions(hidden: jax.Array, positions) -> jax.Array:
+    """hidden[b, positions[b, p]] -> [batch, predictions, hidden]."""
+    positions = jnp.asarray(positions)
+    _check_rank("masked_lm_positions", positions, 2, "[batch, predictions]")
+    if positions.shape[0] != hidden.shape[0]:
+        raise InputError(f"masked_lm_positions has batch {positions.shape[0]}, input_ids has "
+                         f"{hidden.shape[0]}")
+    if not jnp.issubdtype(positions.dtype, jnp.integer):
+        raise InputError(f"masked_lm_positions must be integers, got {positions.dtype}")
+    gathered = jnp.take_along_axis(hidden, positions[..., None].astype(jnp.int32), axis=1)
+    return constrain(gathered, ("batch", "length", "act_hidden"))
+
+
+class _AlbertWithHead(PretrainedMixin, nnx.Module):
+    """A task model: `self.albert` (the base model) plus heads; splits the dropout key for both."""
+
+    def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, rngs):
+        key = self.albert.dropout_key(rngs)
+        encoder_key, head_key = jax.random.split(key) if key is not None else (None, None)
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids, rngs=encoder_key)
+        return out, head_key
+
+
+class AlbertForPreTraining(_AlbertWithHead):
+    """Masked-LM and sentence-order-prediction heads, as in pretraining."""
+
+    def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.albert = AlbertModel(config, rngs=rngs)
+        self.predictions = AlbertMLMHead(config, rngs=rngs)
+        self.sop_classifier = AlbertSOPHead(config, rngs=rngs)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 masked_lm_positions=None, *, rngs=None) -> AlbertForPreTrainingOutput:
+        """With `masked_lm_positions` [batch, predictions], the MLM head runs only there (as the
+        original does); without, at every position (as Hugging Face does)."""
+        out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids, rngs)
+        hidden = out.last_hidden_state
+        if masked_lm_positions is not None:
+            hidden = _gather_positions(hidden, masked_lm_positions)
+        word_embeddings = self.albert.embeddings.word_embeddings.embedding[...]
+        return AlbertForPreTrainingOutput(
+            prediction_logits=self.predictions(hidden, word_embeddings),
+            sop_logits=self.sop_classifier(out.pooler_output, rngs=head_key))
+
+
+class AlbertForMaskedLM(_AlbertWithHead):
+    """The masked-LM head alone (no pooler, as in Hugging Face)."""
+
+    def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.albert = AlbertModel(config, add_pooling_layer=False, rngs=rngs)
+        self.predictions = AlbertMLMHead(config, rngs=rngs)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 masked_lm_positions=None, *, rngs=None) -> LogitsOutput:
+        out, _ = self._encode(input_ids, attention_mask, token_type_ids, position_ids, rngs)
+        hidden = out.last_hidden_state
+        if masked_lm_positions is not None:
+            hidden = _gather_positions(hidden, masked_lm_positions)
+        word_embeddings = self.albert.embeddings.word_embeddings.embedding[...]
+        return LogitsOutput(logits=self.predictions(hidden, word_embeddings))
+
+
+class AlbertForSequenceClassification(_AlbertWithHead):
+    """Pooled output → dropout → `num_labels` logits; num_labels=1 means regression."""
+
+    def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.albert = AlbertModel(config, rngs=rngs)
+        self.dropout = nnx.Dropout(config.classifier_dropout_prob)
+        self.classifier = Dense((config.hidden_size,), (config.num_labels,), config,
+                                axes=("hidden", None), rngs=rngs)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 *, rngs=None) -> LogitsOutput:
+        out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids, rngs)
+        pooled = self.dropout(out.pooler_output, rngs=head_key)
+        return LogitsOutput(logits=self.classifier(pooled).astype(jnp.float32))
+
+
+class AlbertForTokenClassification(_AlbertWithHead):
+    """Per-token dropout → `num_labels` logits [batch, length, num_labels]."""
+
+    def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.albert = AlbertModel(config, add_pooling_layer=False, rngs=rngs)
+        self.dropout = nnx.Dropout(config.classifier_dropout_prob)
+        self.classifier = Dense((config.hidden_size,), (config.num_labels,), config,
+                                axes=("hidden", None), rngs=rngs)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 *, rngs=None) -> LogitsOutput:
+        out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids, rngs)
+        hidden = self.dropout(out.last_hidden_state, rngs=head_key)
+        return LogitsOutput(logits=self.classifier(hidden).astype(jnp.float32))
+
+
+class AlbertForQuestionAnswering(_AlbertWithHead):
+    """Span extraction: start and end logits per token (config.num_labels must be 2)."""
+
+    def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
+        if config.num_labels != 2:
+            raise InputError(f"AlbertForQuestionAnswering needs num_labels=2 (start, end), "
+                             f"got {config.num_labels}")
+        self.config = config
+        self.albert = AlbertModel(config, add_pooling_layer=False, rngs=rngs)
+        self.qa_outputs = Dense((config.hidden_size,), (2,), config, axes=("hidden", None), rngs=rngs)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 *, rngs=None) -> QuestionAnsweringOutput:
+        out, _ = self._encode(input_ids, attention_mask, token_type_ids, position_ids, rngs)
+        logits = self.qa_outputs(out.last_hidden_state).astype(jnp.float32)
+        return QuestionAnsweringOutput(start_logits=logits[..., 0], end_logits=logits[..., 1])
+
+
+class AlbertForMultipleChoice(_AlbertWithHead):
+    """Inputs [batch, choices, length]; one score per choice from each pooled output."""
+
+    def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.albert = AlbertModel(config, rngs=rngs)
+        self.dropout = nnx.Dropout(config.classifier_dropout_prob)
+        self.classifier = Dense((config.hidden_size,), (1,), config, axes=("hidden", None), rngs=rngs)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 *, rngs=None) -> LogitsOutput:
+        input_ids = jnp.asarray(input_ids)
+        _check_rank("input_ids", input_ids, 3, "[batch, choices, length]")
+        batch, choices, length = input_ids.shape
+
+        def flat(name, x):
+            if x is None:
+                return None
+            x = jnp.asarray(x)
+            if x.shape != input_ids.shape:
+                raise InputError(f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, "
+                                 f"got {tuple(x.shape)}")
+            return x.reshape(batch * choices, length)
+
+        out, head_key = self._encode(flat("input_ids", input_ids), flat("attention_mask", attention_mask),
+                                     flat("token_type_ids", token_type_ids),
+                                     flat("position_ids", position_ids), rngs)
+        scores = self.classifier(self.dropout(out.pooler_output, rngs=head_key))
+        return LogitsOutput(logits=scores.astype(jnp.float32).reshape(batch, choices))

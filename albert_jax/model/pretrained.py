@@ -1,0 +1,318 @@
+"""Weights in and out: `from_pretrained` and `save_pretrained` for every model class.
+
+Three checkpoint layouts load:
+  - Hugging Face: config.json + model.safetensors (or pytorch_model.bin, which needs torch);
+  - the original google-research TF release: albert_config.json + model.ckpt-* (no TF needed);
+  - this project's own: config.json + params/ (an orbax checkpoint of the parameters).
+Everything is translated to Hugging Face's parameter names first, so one mapping serves all.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import math
+import os
+import re
+from collections.abc import Iterator
+
+import numpy as np
+from flax import nnx
+
+from albert_jax.errors import InputError
+from albert_jax.model.config import AlbertConfig
+
+log = logging.getLogger("albert_jax")
+
+HF_CONFIG = "config.json"
+ORIGINAL_CONFIG = "albert_config.json"
+SAFETENSORS = "model.safetensors"
+TORCH_BIN = "pytorch_model.bin"
+NATIVE_PARAMS = "params"
+
+# Our leaf names and Hugging Face's: kernels are [in..., out...] here and [out, in] there.
+_LEAF_TO_HF = {"kernel": "weight", "embedding": "weight", "scale": "weight", "bias": "bias"}
+
+
+# -- names ----------------------------------------------------------------------------------------
+
+
+def hf_names(path: tuple[str, ...], config: AlbertConfig) -> Iterator[tuple[str, int | None]]:
+    """Hugging Face names for one of our parameters, with the index into its stacked layer axis.
+
+    Our stacked `albert_layers` (index g·inner_group_num + j) become
+    `albert_layer_groups.{g}.albert_layers.{j}`; all other names are the same modulo the leaf.
+    """
+    *modules, leaf = path
+    name = ".".join(modules + [_LEAF_TO_HF[leaf]])
+    if "albert_layers" not in modules:
+        yield name, None
+        return
+    for index in range(config.num_hidden_groups * config.inner_group_num):
+        group, inner = divmod(index, config.inner_group_num)
+        yield name.replace("albert_layers", f"albert_layer_groups.{group}.albert_layers.{inner}"), index
+
+
+def _to_hf(array: np.ndarray, leaf: str, out_ndim: int) -> np.ndarray:
+    if leaf == "kernel":
+        out = math.prod(array.shape[array.ndim - out_ndim:])
+        return np.ascontiguousarray(array.reshape(-1, out).T)
+    return array.reshape(-1) if leaf == "bias" else array
+
+
+def _from_hf(array: np.ndarray, leaf: str, shape: tuple[int, ...]) -> np.ndarray:
+    if leaf == "kernel":
+        array = array.T
+    if math.prod(array.shape) != math.prod(shape):
+        raise ValueError
+    return array.reshape(shape)
+
+
+def _param_items(model: nnx.Module):
+    return list(nnx.to_flat_state(nnx.state(model, nnx.Param)))
+
+
+def _bias_ndim(items, path) -> int:
+    """Output rank of a kernel = rank of the bias beside it (minus the stacked axis, if any)."""
+    shapes = {p: v.shape for p, v in items}
+    bias = shapes[path[:-1] + ("bias",)]
+    return len(bias) - (1 if "albert_layers" in path else 0)
+
+
+def to_hf_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
+    """Our parameters as a Hugging Face (PyTorch-layout) state dict of float32 numpy arrays."""
+    config: AlbertConfig = model.config
+    items = _param_items(model)
+    out = {}
+    for path, variable in items:
+        value = np.asarray(variable.get_value(), dtype=np.float32)
+        leaf = path[-1]
+        out_ndim = _bias_ndim(items, path) if leaf == "kernel" else 0
+        for name, index in hf_names(path, config):
+            out[name] = _to_hf(value if index is None else value[index], leaf, out_ndim)
+    # The MLM decoder is tied to the word embeddings and shares the head's bias; Hugging Face's
+    # model has both names in its state dict, so both are written.
+    if "predictions.bias" in out:
+        prefix = "albert." if "albert.embeddings.word_embeddings.weight" in out else ""
+        out["predictions.decoder.weight"] = out[f"{prefix}embeddings.word_embeddings.weight"]
+        out["predictions.decoder.bias"] = out["predictions.bias"]
+    return out
+
+
+def load_hf_state_dict(model: nnx.Module, weights: dict[str, np.ndarray], *, source: str) -> None:
+    """Copies Hugging Face-named weights into `model`; reports what it lacked or did not use."""
+    config: AlbertConfig = model.config
+    items = _param_items(model)
+    has_base_prefix = any(p[0] == "albert" for p, _ in items)
+    weights = _align_prefix(weights, has_base_prefix)
+    used, missing = set(), []
+    for path, variable in items:
+        current = np.asarray(variable.get_value())
+        names = list(hf_names(path, config))
+        if any(name not in weights for name, _ in names):
+            missing.extend(name for name, _ in names)
+            continue
+        target = current.shape[1:] if names[0][1] is not None else current.shape
+        arrays = []
+        for name, _ in names:
+            try:
+                arrays.append(_from_hf(np.asarray(weights[name]), path[-1], target))
+            except ValueError:
+                raise InputError(f"{source}: parameter {name} has shape {tuple(weights[name].shape)}, "
+                                 f"but the config needs {_expected_hf_shape(path[-1], target)}") from None
+            used.add(name)
+        value = np.stack(arrays) if names[0][1] is not None else arrays[0]
+        variable.set_value(value.astype(current.dtype))
+    nnx.update(model, nnx.from_flat_state(items))
+    tied = {"predictions.decoder.weight", "predictions.decoder.bias"}
+    unused = sorted(set(weights) - used - tied)
+    if missing:
+        log.warning("%s: not in the checkpoint, initialised at random: %s", source, _summarise(missing))
+    if unused:
+        log.info("%s: checkpoint weights this model does not use: %s", source, _summarise(unused))
+
+
+def _expected_hf_shape(leaf: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (math.prod(shape[1:]), shape[0]) if leaf == "kernel" and len(shape) == 2 else shape
+
+
+def _align_prefix(weights: dict[str, np.ndarray], has_base_prefix: bool) -> dict[str, np.ndarray]:
+    """A base-model checkpoint has no "albert." prefix, a head model's has; accept either."""
+    base_parts = ("embeddings.", "encoder.", "pooler.")
+    if has_base_prefix:
+        return {("albert." + k if k.startswith(base_parts) else k): v for k, v in weights.items()}
+    return {k.removeprefix("albert."): v for k, v in weights.items()}
+
+
+def _summarise(names: list[str]) -> str:
+    """Collapses per-layer names so a log line stays readable."""
+    collapsed = sorted({re.sub(r"\.\d+\.", ".N.", n) for n in names})
+    return ", ".join(collapsed)
+
+
+# -- the original TF checkpoints ----------------------------------------------------------------
+
+
+def tf_name_to_hf(name: str) -> str | None:
+    """Maps an original ALBERT TF variable name to Hugging Face's, or None if it is not a weight."""
+    name = name.removeprefix("module/")
+    if name == "global_step" or re.search(r"(adam_[mv]|/Momentum|/lamb_[mv]|_power)$", name) \
+            or "Optimizer" in name:
+        return None
+    rules = [
+        (r"^bert/embeddings/(word|position|token_type)_embeddings$", r"albert.embeddings.\1_embeddings.weight"),
+        (r"^bert/embeddings/LayerNorm/(gamma|beta)$", r"albert.embeddings.LayerNorm.\1"),
+        (r"^bert/encoder/embedding_hidden_mapping_in/(kernel|bias)$",
+         r"albert.encoder.embedding_hidden_mapping_in.\1"),
+        (r"^bert/encoder/transformer/group_(\d+)/inner_group_(\d+)/(.+)$",
+         r"albert.encoder.albert_layer_groups.\1.albert_layers.\2.\3"),
+        (r"^bert/pooler/dense/(kernel|bias)$", r"albert.pooler.\1"),
+        (r"^cls/predictions/transform/dense/(kernel|bias)$", r"predictions.dense.\1"),
+        (r"^cls/predictions/transform/LayerNorm/(gamma|beta)$", r"predictions.LayerNorm.\1"),
+        (r"^cls/predictions/output_bias$", r"predictions.bias"),
+        (r"^cls/seq_relationship/output_weights$", r"sop_classifier.classifier.weight"),
+        (r"^cls/seq_relationship/output_bias$", r"sop_classifier.classifier.bias"),
+    ]
+    layer_rules = [
+        ("attention_1/self/(query|key|value)/", r"attention.\1."),
+        ("attention_1/output/dense/", "attention.dense."),
+        ("LayerNorm/", "attention.LayerNorm."),
+        ("ffn_1/intermediate/dense/", "ffn."),
+        ("ffn_1/intermediate/output/dense/", "ffn_output."),
+        ("LayerNorm_1/", "full_layer_layer_norm."),
+    ]
+    for pattern, replacement in rules:
+        if re.match(pattern, name):
+            hf = re.sub(pattern, replacement, name)
+            break
+    else:
+        return None
+    if ".albert_layers." in hf:
+        prefix, rest = hf.rsplit(".albert_layers.", 1)
+        index, inner_path = rest.split(".", 1)
+        for pattern, replacement in layer_rules:
+            if re.match(pattern, inner_path):
+                inner_path = re.sub(pattern, replacement, inner_path, count=1)
+                break
+        else:
+            return None
+        hf = f"{prefix}.albert_layers.{index}.{inner_path}"
+    return hf.replace(".gamma", ".weight").replace(".beta", ".bias").replace(".kernel", ".weight")
+
+
+def tf_to_hf_state_dict(variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, array in variables.items():
+        hf = tf_name_to_hf(name)
+        if hf is None:
+            continue
+        # TF dense kernels are [in, out]; Hugging Face's (like torch) are [out, in].
+        out[hf] = array.T if name.endswith("/kernel") else array
+    return out
+
+
+# -- loading and saving -------------------------------------------------------------------------
+
+
+def _read_weights(path: str) -> tuple[str, AlbertConfig, dict[str, np.ndarray] | None]:
+    """(layout, config, HF-named weights); weights are None for our own orbax layout."""
+    if not os.path.isdir(path):
+        raise InputError(f"{path}: no such checkpoint directory")
+    has = lambda name: os.path.exists(os.path.join(path, name))  # noqa: E731
+    if has(HF_CONFIG) and has(NATIVE_PARAMS):
+        return "native", AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG)), None
+    if has(HF_CONFIG) and has(SAFETENSORS):
+        from safetensors.numpy import load_file
+
+        return "hf", AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG)), load_file(
+            os.path.join(path, SAFETENSORS))
+    if has(HF_CONFIG) and has(TORCH_BIN):
+        try:
+            import torch
+        except ImportError:
+            raise InputError(f"{os.path.join(path, TORCH_BIN)} is a PyTorch pickle and reading it "
+                             "needs torch (pip install torch), or convert it to model.safetensors") from None
+        state = torch.load(os.path.join(path, TORCH_BIN), map_location="cpu", weights_only=True)
+        return "hf", AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG)), {
+            k: v.float().numpy() for k, v in state.items()}
+    if has(ORIGINAL_CONFIG) and glob.glob(os.path.join(path, "*.index")):
+        from albert_jax.model import tf_checkpoint
+
+        prefix = tf_checkpoint.find_checkpoint(path)
+        config = AlbertConfig.from_json_file(os.path.join(path, ORIGINAL_CONFIG))
+        return "tf", config, tf_to_hf_state_dict(tf_checkpoint.load_variables(prefix))
+    raise InputError(
+        f"{path}: not a checkpoint albert_jax can read; expected {HF_CONFIG} with {SAFETENSORS} or "
+        f"{TORCH_BIN} (Hugging Face), {ORIGINAL_CONFIG} with model.ckpt-* (original TF), or "
+        f"{HF_CONFIG} with {NATIVE_PARAMS}/ (albert_jax)")
+
+
+class PretrainedMixin:
+    """`from_pretrained` / `save_pretrained` for any model class whose constructor is
+    `cls(config, *, rngs)` and whose parameters follow Hugging Face's names."""
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, rngs: nnx.Rngs | None = None, **config_overrides):
+        """Builds the model from a checkpoint directory (any of the three layouts).
+
+        `config_overrides` change fields that do not affect the weights' shapes, e.g.
+        `num_labels` for a new head, or `dtype="bfloat16"`. Heads the checkpoint lacks are
+        initialised at random and named in a warning.
+        """
+        path = os.fspath(path)
+        layout, config, weights = _read_weights(path)
+        config = config.replace(**config_overrides)
+        model = cls(config, rngs=rngs or nnx.Rngs(0))
+        if layout == "native":
+            _restore_native(model, os.path.join(path, NATIVE_PARAMS))
+        else:
+            load_hf_state_dict(model, weights, source=path)
+        log.info("loaded %s from %s (%s layout)", cls.__name__, path, layout)
+        return model
+
+    def save_pretrained(self, path: str | os.PathLike, *, layout: str = "hf") -> None:
+        """Writes `layout` "hf" (config.json + model.safetensors, loadable by transformers) or
+        "native" (config.json + an orbax checkpoint of the parameters, restorable sharded)."""
+        path = os.fspath(path)
+        os.makedirs(path, exist_ok=True)
+        if layout == "hf":
+            from safetensors.numpy import save_file
+
+            _write_atomically(os.path.join(path, SAFETENSORS),
+                              lambda tmp: save_file(to_hf_state_dict(self), tmp, metadata={"format": "pt"}))
+        elif layout == "native":
+            import orbax.checkpoint as ocp
+
+            target = os.path.join(os.path.abspath(path), NATIVE_PARAMS)
+            with ocp.StandardCheckpointer() as checkpointer:
+                checkpointer.save(target, nnx.state(self, nnx.Param).to_pure_dict(), force=True)
+        else:
+            raise InputError(f"unknown checkpoint layout {layout!r}; choose hf or native")
+        _write_atomically(os.path.join(path, HF_CONFIG),
+                          lambda tmp: self.config.to_json_file(tmp, layout="hf"))
+
+
+def _restore_native(model: nnx.Module, params_dir: str) -> None:
+    import jax
+    import orbax.checkpoint as ocp
+
+    state = nnx.state(model, nnx.Param)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state.to_pure_dict())
+    with ocp.StandardCheckpointer() as checkpointer:
+        try:
+            restored = checkpointer.restore(os.path.abspath(params_dir), abstract)
+        except ValueError as error:
+            raise InputError(f"{params_dir}: does not match the model's parameters ({error})") from None
+    state.replace_by_pure_dict(restored)
+    nnx.update(model, state)
+
+
+def _write_atomically(path: str, write) -> None:
+    """Writes through a temporary file and renames it, so a crash never leaves half a file."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
