@@ -12,6 +12,7 @@ from albert_jax.errors import InputError
 # Modules that define `register(subparsers)`; each adds its subcommands.
 _COMMAND_MODULES = (
     "albert_jax.data.cli",
+    "albert_jax.train.cli",
 )
 
 

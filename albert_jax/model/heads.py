@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from albert_jax.model.config import AlbertConfig
-from albert_jax.model.layers import Dense, activation, layer_norm
+from albert_jax.model.layers import Dense, activation, dropout, layer_norm
 from albert_jax.model.sharding import constrain, param_init
 
 
@@ -35,9 +35,9 @@ class AlbertSOPHead(nnx.Module):
     """Sentence-order prediction from the pooled output (label 1 = segments swapped)."""
 
     def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
-        self.dropout = nnx.Dropout(config.classifier_dropout_prob)
+        self.dropout_rate = config.classifier_dropout_prob
         self.classifier = Dense((config.hidden_size,), (config.num_labels,), config,
                                 axes=("hidden", None), rngs=rngs)
 
     def __call__(self, pooled: jax.Array, *, rngs=None) -> jax.Array:
-        return self.classifier(self.dropout(pooled, rngs=rngs)).astype(jnp.float32)
+        return self.classifier(dropout(pooled, self.dropout_rate, rngs)).astype(jnp.float32)

@@ -33,6 +33,14 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     }[name]
 
 
+def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
+    """Inverted dropout; without a key (eval mode) it is the identity."""
+    if key is None or rate == 0.0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+
+
 def _kernel_init(config: AlbertConfig, axes):
     # The original initialises every weight from a normal truncated at two standard deviations.
     return param_init(nnx.initializers.truncated_normal(stddev=config.initializer_range), axes)
@@ -87,13 +95,13 @@ class AlbertEmbeddings(nnx.Module):
         self.token_type_embeddings = Embedding(config.type_vocab_size, E, config,
                                                axes=(None, "embed"), rngs=rngs)
         self.LayerNorm = layer_norm(E, config, "embed", rngs)
-        self.dropout = nnx.Dropout(config.hidden_dropout_prob)
+        self.dropout_rate = config.hidden_dropout_prob
 
     def __call__(self, input_ids, token_type_ids, position_ids, *, rngs=None) -> jax.Array:
         x = (self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
              + self.position_embeddings(position_ids))
         x = constrain(x, ("batch", "length", "act_embed"))
-        return self.dropout(self.LayerNorm(x), rngs=rngs)
+        return dropout(self.LayerNorm(x), self.dropout_rate, rngs)
 
 
 def attention_weights(query, key, mask, *, dtype) -> jax.Array:
@@ -114,8 +122,8 @@ class AlbertAttention(nnx.Module):
         self.value = Dense((H,), (N, D), config, axes=("hidden", "heads", "kv"), rngs=rngs)
         self.dense = Dense((N, D), (H,), config, axes=("heads", "kv", "hidden"), rngs=rngs)
         self.LayerNorm = layer_norm(H, config, "hidden", rngs)
-        self.attention_dropout = nnx.Dropout(config.attention_probs_dropout_prob)
-        self.output_dropout = nnx.Dropout(config.hidden_dropout_prob)
+        self.attention_dropout_rate = config.attention_probs_dropout_prob
+        self.output_dropout_rate = config.hidden_dropout_prob
         self.implementation = config.attention_implementation
         self.dtype = jnp.dtype(config.dtype)
 
@@ -126,17 +134,17 @@ class AlbertAttention(nnx.Module):
         k = constrain(self.key(x), heads)
         v = constrain(self.value(x), heads)
         if self.implementation == "cudnn":
-            if self.attention_dropout.rate > 0 and not self.attention_dropout.deterministic:
+            if self.attention_dropout_rate > 0 and probs_key is not None:
                 raise ValueError("attention_implementation='cudnn' has no attention dropout; set "
                                  "attention_probs_dropout_prob=0 or use 'xla'")
             context = jax.nn.dot_product_attention(
                 q, k, v, mask=mask[:, None, None, :], implementation="cudnn")
         else:
             probs = attention_weights(q, k, mask, dtype=self.dtype)
-            probs = self.attention_dropout(probs, rngs=probs_key)
+            probs = dropout(probs, self.attention_dropout_rate, probs_key)
             context = jnp.einsum("bnqk,bknd->bqnd", probs, v)
         context = constrain(context, heads)
-        projected = self.output_dropout(self.dense(context), rngs=output_key)
+        projected = dropout(self.dense(context), self.output_dropout_rate, output_key)
         return self.LayerNorm(x + projected)
 
 
@@ -152,14 +160,14 @@ class AlbertLayer(nnx.Module):
         self.ffn = Dense((H,), (I,), config, axes=("hidden", "mlp"), rngs=rngs)
         self.ffn_output = Dense((I,), (H,), config, axes=("mlp", "hidden"), rngs=rngs)
         self.full_layer_layer_norm = layer_norm(H, config, "hidden", rngs)
-        self.dropout = nnx.Dropout(config.hidden_dropout_prob)
+        self.dropout_rate = config.hidden_dropout_prob
         self.activation = activation(config.hidden_act)
 
     def __call__(self, x: jax.Array, mask: jax.Array, *, rngs=None) -> jax.Array:
         attention_key, ffn_key = jax.random.split(rngs) if rngs is not None else (None, None)
         x = self.attention(x, mask, rngs=attention_key)
         h = constrain(self.activation(self.ffn(x)), ("batch", "length", "act_mlp"))
-        h = self.dropout(self.ffn_output(h), rngs=ffn_key)
+        h = dropout(self.ffn_output(h), self.dropout_rate, ffn_key)
         return constrain(self.full_layer_layer_norm(x + h), ("batch", "length", "act_hidden"))
 
 
@@ -192,8 +200,6 @@ class AlbertTransformer(nnx.Module):
             return AlbertLayer(config, rngs=rngs)
 
         self.albert_layers = stacked_layers(rngs)
-        # Set by model.train() / model.eval(); in eval mode no dropout keys are drawn at all.
-        self.deterministic = False
 
     def __call__(self, x: jax.Array, mask: jax.Array, *, rngs=None) -> jax.Array:
         c = self.config
@@ -202,7 +208,7 @@ class AlbertTransformer(nnx.Module):
         graphdef, params = nnx.split(self.albert_layers)
         params = jax.tree.map(lambda p: p.reshape(groups, inner, *p.shape[1:]), params)
         # One key per application: [groups, repeats, inner], so dropout differs every time.
-        keys = None if rngs is None or self.deterministic else jax.random.split(rngs, (groups, repeats, inner))
+        keys = None if rngs is None else jax.random.split(rngs, (groups, repeats, inner))
 
         def apply_layer(h, layer_params, key):
             return nnx.merge(graphdef, layer_params)(h, mask, rngs=key)

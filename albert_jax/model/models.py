@@ -1,9 +1,10 @@
 """ALBERT models: the base encoder and one class per task head, as in Hugging Face.
 
 Every model is called as `model(input_ids, attention_mask=None, token_type_ids=None,
-position_ids=None, *, rngs=None)`; `model.train()` / `model.eval()` turn dropout on and off.
+position_ids=None, *, rngs=None, deterministic=None)`; `model.train()` / `model.eval()` turn
+dropout on and off, and `deterministic=` overrides that for one call (handy under Linen).
 `rngs` is an optional dropout key (a jax PRNG key or an `nnx.Rngs`); without it the model draws
-from the stream it was built with. Outputs carry Hugging Face's field names.
+from the `dropout` (or `default`) stream it was built with. Outputs carry Hugging Face's names.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from flax import nnx, struct
 from albert_jax.errors import InputError
 from albert_jax.model.config import AlbertConfig
 from albert_jax.model.heads import AlbertMLMHead, AlbertSOPHead
-from albert_jax.model.layers import AlbertEmbeddings, AlbertTransformer, Dense
+from albert_jax.model.layers import AlbertEmbeddings, AlbertTransformer, Dense, dropout
 from albert_jax.model.pretrained import PretrainedMixin
 from albert_jax.model.sharding import constrain
 
@@ -87,24 +88,34 @@ class AlbertModel(PretrainedMixin, nnx.Module):
         self.encoder = AlbertTransformer(config, rngs=rngs)
         self.pooler = (Dense((config.hidden_size,), (config.hidden_size,), config,
                              axes=("hidden", None), rngs=rngs) if add_pooling_layer else None)
-        self.dropout_rngs = rngs.dropout.fork()
+        try:
+            self.dropout_rngs = rngs.dropout.fork()
+        except AttributeError:  # e.g. built by Linen's bridge with a "params" stream only
+            self.dropout_rngs = None
+        # Flipped by model.train() / model.eval().
         self.deterministic = False
 
-    def dropout_key(self, rngs=None) -> jax.Array | None:
-        """The key for this call's dropout: None in eval mode, else from `rngs` or the own stream."""
-        if self.deterministic:
+    def dropout_key(self, rngs=None, deterministic: bool | None = None) -> jax.Array | None:
+        """This call's dropout key, or None when dropout is off (eval mode or all rates zero)."""
+        c = self.config
+        if self.deterministic if deterministic is None else deterministic:
             return None
-        if rngs is None:
-            return self.dropout_rngs()
+        if not (c.hidden_dropout_prob or c.attention_probs_dropout_prob or c.classifier_dropout_prob):
+            return None
         if isinstance(rngs, nnx.Rngs):
             return rngs.dropout()
-        return rngs
+        if rngs is not None:
+            return rngs
+        if self.dropout_rngs is None:
+            raise InputError("dropout is on (train mode) but the model has no dropout stream: pass "
+                             "rngs=<key>, deterministic=True, or call model.eval()")
+        return self.dropout_rngs()
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 *, rngs=None) -> AlbertModelOutput:
+                 *, rngs=None, deterministic: bool | None = None) -> AlbertModelOutput:
         input_ids, mask, token_type_ids, position_ids = _check_inputs(
             self.config, input_ids, attention_mask, token_type_ids, position_ids)
-        key = self.dropout_key(rngs)
+        key = self.dropout_key(rngs, deterministic)
         embedding_key, encoder_key = jax.random.split(key) if key is not None else (None, None)
         x = self.embeddings(input_ids, token_type_ids, position_ids, rngs=embedding_key)
         hidden = self.encoder(x, mask, rngs=encoder_key)
@@ -128,10 +139,12 @@ def _gather_positions(hidden: jax.Array, positions) -> jax.Array:
 class _AlbertWithHead(PretrainedMixin, nnx.Module):
     """A task model: `self.albert` (the base model) plus heads; splits the dropout key for both."""
 
-    def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, rngs):
-        key = self.albert.dropout_key(rngs)
+    def _encode(self, input_ids, attention_mask, token_type_ids, position_ids,
+                                     rngs, deterministic):
+        key = self.albert.dropout_key(rngs, deterministic)
         encoder_key, head_key = jax.random.split(key) if key is not None else (None, None)
-        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids, rngs=encoder_key)
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids,
+                          rngs=encoder_key, deterministic=key is None)
         return out, head_key
 
 
@@ -145,10 +158,12 @@ class AlbertForPreTraining(_AlbertWithHead):
         self.sop_classifier = AlbertSOPHead(config, rngs=rngs)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 masked_lm_positions=None, *, rngs=None) -> AlbertForPreTrainingOutput:
+                 masked_lm_positions=None, *, rngs=None,
+                 deterministic=None) -> AlbertForPreTrainingOutput:
         """With `masked_lm_positions` [batch, predictions], the MLM head runs only there (as the
         original does); without, at every position (as Hugging Face does)."""
-        out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids, rngs)
+        out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                     rngs, deterministic)
         hidden = out.last_hidden_state
         if masked_lm_positions is not None:
             hidden = _gather_positions(hidden, masked_lm_positions)
@@ -167,8 +182,10 @@ class AlbertForMaskedLM(_AlbertWithHead):
         self.predictions = AlbertMLMHead(config, rngs=rngs)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 masked_lm_positions=None, *, rngs=None) -> LogitsOutput:
-        out, _ = self._encode(input_ids, attention_mask, token_type_ids, position_ids, rngs)
+                 masked_lm_positions=None, *, rngs=None,
+                 deterministic=None) -> LogitsOutput:
+        out, _ = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                     rngs, deterministic)
         hidden = out.last_hidden_state
         if masked_lm_positions is not None:
             hidden = _gather_positions(hidden, masked_lm_positions)
@@ -182,14 +199,15 @@ class AlbertForSequenceClassification(_AlbertWithHead):
     def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
         self.config = config
         self.albert = AlbertModel(config, rngs=rngs)
-        self.dropout = nnx.Dropout(config.classifier_dropout_prob)
+        self.dropout_rate = config.classifier_dropout_prob
         self.classifier = Dense((config.hidden_size,), (config.num_labels,), config,
                                 axes=("hidden", None), rngs=rngs)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 *, rngs=None) -> LogitsOutput:
-        out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids, rngs)
-        pooled = self.dropout(out.pooler_output, rngs=head_key)
+                 *, rngs=None, deterministic=None) -> LogitsOutput:
+        out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                     rngs, deterministic)
+        pooled = dropout(out.pooler_output, self.dropout_rate, head_key)
         return LogitsOutput(logits=self.classifier(pooled).astype(jnp.float32))
 
 
@@ -199,14 +217,15 @@ class AlbertForTokenClassification(_AlbertWithHead):
     def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
         self.config = config
         self.albert = AlbertModel(config, add_pooling_layer=False, rngs=rngs)
-        self.dropout = nnx.Dropout(config.classifier_dropout_prob)
+        self.dropout_rate = config.classifier_dropout_prob
         self.classifier = Dense((config.hidden_size,), (config.num_labels,), config,
                                 axes=("hidden", None), rngs=rngs)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 *, rngs=None) -> LogitsOutput:
-        out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids, rngs)
-        hidden = self.dropout(out.last_hidden_state, rngs=head_key)
+                 *, rngs=None, deterministic=None) -> LogitsOutput:
+        out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                     rngs, deterministic)
+        hidden = dropout(out.last_hidden_state, self.dropout_rate, head_key)
         return LogitsOutput(logits=self.classifier(hidden).astype(jnp.float32))
 
 
@@ -222,8 +241,9 @@ class AlbertForQuestionAnswering(_AlbertWithHead):
         self.qa_outputs = Dense((config.hidden_size,), (2,), config, axes=("hidden", None), rngs=rngs)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 *, rngs=None) -> QuestionAnsweringOutput:
-        out, _ = self._encode(input_ids, attention_mask, token_type_ids, position_ids, rngs)
+                 *, rngs=None, deterministic=None) -> QuestionAnsweringOutput:
+        out, _ = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                     rngs, deterministic)
         logits = self.qa_outputs(out.last_hidden_state).astype(jnp.float32)
         return QuestionAnsweringOutput(start_logits=logits[..., 0], end_logits=logits[..., 1])
 
@@ -234,11 +254,11 @@ class AlbertForMultipleChoice(_AlbertWithHead):
     def __init__(self, config: AlbertConfig, *, rngs: nnx.Rngs):
         self.config = config
         self.albert = AlbertModel(config, rngs=rngs)
-        self.dropout = nnx.Dropout(config.classifier_dropout_prob)
+        self.dropout_rate = config.classifier_dropout_prob
         self.classifier = Dense((config.hidden_size,), (1,), config, axes=("hidden", None), rngs=rngs)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 *, rngs=None) -> LogitsOutput:
+                 *, rngs=None, deterministic=None) -> LogitsOutput:
         input_ids = jnp.asarray(input_ids)
         _check_rank("input_ids", input_ids, 3, "[batch, choices, length]")
         batch, choices, length = input_ids.shape
@@ -254,6 +274,6 @@ class AlbertForMultipleChoice(_AlbertWithHead):
 
         out, head_key = self._encode(flat("input_ids", input_ids), flat("attention_mask", attention_mask),
                                      flat("token_type_ids", token_type_ids),
-                                     flat("position_ids", position_ids), rngs)
-        scores = self.classifier(self.dropout(out.pooler_output, rngs=head_key))
+                                     flat("position_ids", position_ids), rngs, deterministic)
+        scores = self.classifier(dropout(out.pooler_output, self.dropout_rate, head_key))
         return LogitsOutput(logits=scores.astype(jnp.float32).reshape(batch, choices))

@@ -1,0 +1,203 @@
+"""Model behaviour: shared-layer loop, dropout, gradients, remat, dtypes, bad input, sharding names."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import transformers
+from flax import nnx
+
+import albert_jax
+from albert_jax import AlbertConfig, AlbertForPreTraining, AlbertModel
+from albert_jax.errors import InputError
+from albert_jax.model import layers
+from albert_jax.model.pretrained import to_hf_state_dict
+from albert_jax.model.sharding import LOGICAL_AXES, logical_to_mesh, partition_specs
+from tests.model.reference import hf_config, make_inputs, randomize, torch_inputs
+
+SHARED = AlbertConfig.preset("tiny", num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2)
+
+
+def _ids(batch=2, length=8, seed=0):
+    return np.random.default_rng(seed).integers(5, 256, size=(batch, length)).astype(np.int32)
+
+
+def test_gradients_of_shared_layers_match_hugging_face(tmp_path):
+    """Each group runs twice: its gradient must be the sum over both applications, as in torch."""
+    config = hf_config(num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2)
+    reference = randomize(transformers.AlbertModel(config), seed=7)
+    reference.save_pretrained(tmp_path)
+    ours = AlbertModel.from_pretrained(tmp_path)
+    ours.eval()
+    inputs = make_inputs(config)
+    weights = np.random.default_rng(1).standard_normal((3, 11, config.hidden_size)).astype(np.float32)
+
+    out = reference(**torch_inputs(inputs))
+    ((out.last_hidden_state * torch.from_numpy(weights)).sum() + out.pooler_output.sum()).backward()
+    expected = {name: p.grad.numpy() for name, p in reference.named_parameters()}
+
+    def loss(model):
+        out = model(**inputs)
+        return jnp.sum(out.last_hidden_state * weights) + jnp.sum(out.pooler_output)
+
+    grads = nnx.jit(nnx.grad(loss))(ours)
+    nnx.update(ours, grads)  # reuse the name mapping: ours now holds its gradients
+    got = to_hf_state_dict(ours)
+    assert set(expected) <= set(got)
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_every_layer_application_gets_its_own_dropout_key(monkeypatch):
+    seen = []
+    original = layers.AlbertLayer.__call__
+
+    def recording(self, x, mask, *, rngs=None):
+        jax.debug.callback(lambda key: seen.append(bytes(np.asarray(key))), jax.random.key_data(rngs))
+        return original(self, x, mask, rngs=rngs)
+
+    monkeypatch.setattr(layers.AlbertLayer, "__call__", recording)
+    model = AlbertModel(SHARED, rngs=nnx.Rngs(0))
+    model(_ids())
+    model(_ids())
+    applications = SHARED.num_hidden_layers * SHARED.inner_group_num
+    assert len(seen) == 2 * applications
+    assert len(set(seen)) == len(seen), "a dropout key was reused across applications or calls"
+
+
+def test_train_mode_uses_dropout_and_eval_mode_does_not():
+    model = AlbertForPreTraining(SHARED, rngs=nnx.Rngs(0))
+    ids = _ids()
+    first, second = model(ids).prediction_logits, model(ids).prediction_logits
+    assert not np.allclose(first, second), "two training calls drew the same dropout"
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(model(ids, rngs=key).prediction_logits, model(ids, rngs=key).prediction_logits)
+    model.eval()
+    np.testing.assert_array_equal(model(ids).prediction_logits, model(ids).prediction_logits)
+    assert not np.allclose(model(ids).prediction_logits, first)
+    model.train()
+    np.testing.assert_array_equal(model(ids, deterministic=True).prediction_logits,
+                                  model(ids, deterministic=True).prediction_logits)
+
+
+@pytest.mark.parametrize("policy", ["full", "dots", "dots_no_batch"])
+def test_remat_policies_give_the_same_gradients(policy):
+    ids, positions = _ids(), np.array([[1, 2], [3, 4]], np.int32)
+
+    def grads(config):
+        model = AlbertForPreTraining(config, rngs=nnx.Rngs(0))
+        key = jax.random.key(0)  # the same dropout masks for both runs
+        loss = lambda m: jnp.sum(m(ids, masked_lm_positions=positions, rngs=key).prediction_logits ** 2)
+        return jax.tree.leaves(nnx.jit(nnx.grad(loss))(model))
+
+    for plain, remat in zip(grads(SHARED), grads(SHARED.replace(remat_policy=policy))):
+        np.testing.assert_allclose(plain, remat, rtol=1e-4, atol=1e-5)
+
+
+def test_jit_compiles_one_layer_whatever_the_depth():
+    """The program holds the layer once: its size does not grow with num_hidden_layers."""
+    def program(num_layers):
+        config = AlbertConfig.preset("tiny", num_hidden_layers=num_layers)
+        model = AlbertModel(config, rngs=nnx.Rngs(0))
+        model.eval()
+        graphdef, state = nnx.split(model)
+        forward = lambda s, ids: nnx.merge(graphdef, s)(ids).last_hidden_state
+        return jax.jit(forward).lower(state, _ids()).as_text()
+
+    shallow, deep = program(2), program(48)
+    assert deep.count("dot_general") == shallow.count("dot_general")
+    assert abs(len(deep) - len(shallow)) < 10  # only the loop's trip count differs
+
+
+def test_bfloat16_compute_with_float32_parameters():
+    ids = _ids()
+    reference = AlbertForPreTraining(SHARED, rngs=nnx.Rngs(0))
+    reference.eval()
+    mixed = AlbertForPreTraining(SHARED.replace(dtype="bfloat16"), rngs=nnx.Rngs(0))
+    mixed.eval()
+    params = jax.tree.leaves(nnx.state(mixed, nnx.Param))
+    assert all(p.dtype == jnp.float32 for p in params)
+    expected, got = reference(ids), mixed(ids)
+    assert got.prediction_logits.dtype == jnp.float32  # the loss gets full-precision logits
+    hidden = mixed.albert(ids).last_hidden_state
+    assert hidden.dtype == jnp.bfloat16
+    assert np.all(np.isfinite(got.prediction_logits))
+    np.testing.assert_allclose(got.prediction_logits, expected.prediction_logits, atol=0.1)
+    np.testing.assert_allclose(got.sop_logits, expected.sop_logits, atol=0.1)
+
+
+def test_bfloat16_parameters_run():
+    model = AlbertForPreTraining(SHARED.replace(dtype="bfloat16", param_dtype="bfloat16"), rngs=nnx.Rngs(0))
+    assert all(p.dtype == jnp.bfloat16 for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    assert np.all(np.isfinite(model(_ids()).prediction_logits))
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(input_ids=np.zeros((8,), np.int32)), r"input_ids must be \[batch, length\] \(rank 2\)"),
+    (dict(input_ids=np.zeros((2, 8), np.float32)), "input_ids must be integers"),
+    (dict(input_ids=np.zeros((2, 80), np.int32)), "more than max_position_embeddings=64"),
+    (dict(input_ids=np.zeros((2, 8), np.int32), attention_mask=np.ones((2, 1, 8))),
+     r"attention_mask must have the shape of input_ids \(2, 8\), got \(2, 1, 8\)"),
+    (dict(input_ids=np.zeros((2, 8), np.int32), attention_mask=np.ones((1, 8))),
+     r"attention_mask must have the shape of input_ids \(2, 8\), got \(1, 8\)"),
+    (dict(input_ids=np.zeros((2, 8), np.int32), token_type_ids=np.zeros((2, 7), np.int32)),
+     "token_type_ids must have the shape"),
+    (dict(input_ids=np.zeros((2, 8), np.int32), position_ids=np.arange(8)), "position_ids must have the shape"),
+    (dict(input_ids=np.zeros((2, 8), np.int32), masked_lm_positions=np.zeros((2,), np.int32)),
+     r"masked_lm_positions must be \[batch, predictions\]"),
+    (dict(input_ids=np.zeros((2, 8), np.int32), masked_lm_positions=np.zeros((3, 2), np.int32)),
+     "masked_lm_positions has batch 3, input_ids has 2"),
+])
+def test_bad_input_names_the_argument(kwargs, message):
+    model = AlbertForPreTraining(AlbertConfig.preset("tiny"), rngs=nnx.Rngs(0))
+    with pytest.raises(InputError, match=message):
+        model(**kwargs)
+
+
+def test_multiple_choice_needs_rank_three():
+    model = albert_jax.AlbertForMultipleChoice(AlbertConfig.preset("tiny"), rngs=nnx.Rngs(0))
+    with pytest.raises(InputError, match=r"input_ids must be \[batch, choices, length\]"):
+        model(np.zeros((2, 8), np.int32))
+
+
+def test_train_mode_without_a_dropout_stream_says_what_to_do():
+    model = AlbertModel(AlbertConfig.preset("tiny"), rngs=nnx.Rngs(params=0))
+    with pytest.raises(InputError, match="pass rngs=<key>, deterministic=True, or call model.eval"):
+        model(_ids())
+    model(_ids(), rngs=jax.random.key(0))
+
+
+def test_every_parameter_names_its_axes():
+    model = AlbertForPreTraining(SHARED, rngs=nnx.Rngs(0))
+    for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        axes = variable.get_metadata().get("logical_axes")
+        assert axes is not None and len(axes) == variable.ndim, path
+        assert set(axes) <= set(LOGICAL_AXES) | {None}, path
+    specs = partition_specs(nnx.state(model, nnx.Param), [
+        ("vocab", "tensor"), ("embed", None), ("hidden", "fsdp"), ("mlp", "tensor"), ("heads", "tensor"),
+        ("kv", None), ("layers", None)], {"fsdp": 2, "tensor": 2})
+    layer = specs["albert"]["encoder"]["albert_layers"]
+    assert tuple(layer["attention"]["query"]["kernel"]) == (None, "fsdp", "tensor", None)
+    assert tuple(layer["ffn_output"]["kernel"]) == (None, "tensor", "fsdp")
+    assert tuple(specs["albert"]["embeddings"]["word_embeddings"]["embedding"]) == ("tensor", None)
+
+
+def test_rules_skip_mesh_axes_that_do_not_divide_or_are_taken():
+    rules = [("vocab", "tensor"), ("vocab", "fsdp"), ("embed", "tensor")]
+    assert tuple(logical_to_mesh(("vocab", "embed"), rules, (30, 16), {"tensor": 4, "fsdp": 2})) == ("fsdp", "tensor")
+    assert tuple(logical_to_mesh(("vocab", "embed"), rules, (32, 16), {"tensor": 4, "fsdp": 2})) == ("tensor", None)
+    with pytest.raises(ValueError, match="logical axis 'mlp' has no rule"):
+        logical_to_mesh(("mlp",), rules)
+
+
+def test_model_runs_unchanged_under_a_mesh_with_rules():
+    model = AlbertForPreTraining(SHARED, rngs=nnx.Rngs(0))
+    model.eval()
+    ids = _ids()
+    expected = model(ids).prediction_logits
+    mesh = jax.make_mesh((1, 1), ("data", "tensor"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
+    rules = [(name, None) for name in LOGICAL_AXES] + [("batch", "data"), ("act_heads", "tensor")]
+    with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
+        got = nnx.jit(lambda m, x: m(x).prediction_logits)(model, ids)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
