@@ -285,7 +285,7 @@ class PretrainedMixin:
 
             target = os.path.join(os.path.abspath(path), NATIVE_PARAMS)
             with ocp.StandardCheckpointer() as checkpointer:
-                checkpointer.save(target, nnx.state(self, nnx.Param).to_pure_dict(), force=True)
+                checkpointer.save(target, nnx.to_pure_dict(nnx.state(self, nnx.Param)), force=True)
         else:
             raise InputError(f"unknown checkpoint layout {layout!r}; choose hf or native")
         _write_atomically(os.path.join(path, HF_CONFIG),
@@ -297,14 +297,28 @@ def _restore_native(model: nnx.Module, params_dir: str) -> None:
     import orbax.checkpoint as ocp
 
     state = nnx.state(model, nnx.Param)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state.to_pure_dict())
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
+    params_dir = os.path.abspath(params_dir)
     with ocp.StandardCheckpointer() as checkpointer:
-        try:
-            restored = checkpointer.restore(os.path.abspath(params_dir), abstract)
-        except ValueError as error:
-            raise InputError(f"{params_dir}: does not match the model's parameters ({error})") from None
-    state.replace_by_pure_dict(restored)
+        stored = checkpointer.metadata(params_dir).item_metadata.tree
+        _check_same_shapes(stored, abstract, params_dir)
+        restored = checkpointer.restore(params_dir, abstract)
+    nnx.replace_by_pure_dict(state, restored)
     nnx.update(model, state)
+
+
+def _check_same_shapes(stored, expected, source: str) -> None:
+    """Compares the checkpoint's tree with the model's before restoring, naming what differs."""
+    import jax
+
+    flat_stored = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(stored)}
+    flat_expected = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(expected)}
+    for name in sorted(flat_expected.keys() | flat_stored.keys()):
+        have, want = flat_stored.get(name), flat_expected.get(name)
+        if have is None or want is None or tuple(have) != tuple(want):
+            raise InputError(f"{source}: does not match the model's parameters: {name} is "
+                             f"{'absent' if have is None else tuple(have)} in the checkpoint, the config "
+                             f"needs {'none' if want is None else tuple(want)}")
 
 
 def _write_atomically(path: str, write) -> None:
