@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from albert_jax.errors import InputError
 from albert_jax.model.config import AlbertConfig
 from albert_jax.model.sharding import constrain, param_init
 
@@ -134,8 +135,11 @@ class AlbertAttention(nnx.Module):
         k = constrain(self.key(x), heads)
         v = constrain(self.value(x), heads)
         if self.implementation == "cudnn":
+            if jax.default_backend() != "gpu":
+                raise InputError(f"attention_implementation='cudnn' needs an NVIDIA GPU; this backend is "
+                                 f"{jax.default_backend()} (use 'xla')")
             if self.attention_dropout_rate > 0 and probs_key is not None:
-                raise ValueError("attention_implementation='cudnn' has no attention dropout; set "
+                raise InputError("attention_implementation='cudnn' has no attention dropout; set "
                                  "attention_probs_dropout_prob=0 or use 'xla'")
             context = jax.nn.dot_product_attention(
                 q, k, v, mask=mask[:, None, None, :], implementation="cudnn")

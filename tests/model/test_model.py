@@ -161,6 +161,14 @@ def test_multiple_choice_needs_rank_three():
         model(np.zeros((2, 8), np.int32))
 
 
+def test_cudnn_attention_off_gpu_says_so():
+    if jax.default_backend() == "gpu":
+        pytest.skip("this machine has a GPU")
+    model = AlbertModel(AlbertConfig.preset("tiny", attention_implementation="cudnn"), rngs=nnx.Rngs(0))
+    with pytest.raises(InputError, match="attention_implementation='cudnn' needs an NVIDIA GPU; this backend is cpu"):
+        model(_ids(), deterministic=True)
+
+
 def test_train_mode_without_a_dropout_stream_says_what_to_do():
     model = AlbertModel(AlbertConfig.preset("tiny"), rngs=nnx.Rngs(params=0))
     with pytest.raises(InputError, match="pass rngs=<key>, deterministic=True, or call model.eval"):
