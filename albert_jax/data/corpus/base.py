@@ -29,4 +29,3 @@ def sentences(documents: Iterable[Document]) -> Iterator[str]:
     """All sentences of all documents, in order: the input a tokenizer trains on."""
     for document in documents:
         yield from document
-

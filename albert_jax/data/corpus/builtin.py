@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from albert_jax.data.corpus.base import Corpus, Document
-from albert_jax.data.corpus.sentences import split_sentences
+from albert_jax.data.corpus.splitter import split_sentences
 
 # Test suites hold docstrings like "Test that it works"; installed packages are not Python's.
 _SKIPPED_DIRECTORIES = frozenset(
@@ -139,12 +139,17 @@ def _module_object_documents(module_name: str) -> Iterator[Document]:
         return  # not built into this Python
     top = prose_sentences(module.__doc__ or "")
     classes = []
-    for name, value in sorted(vars(module).items()):
+    # Only what the module defines itself, as it was at start-up: hooks can be swapped at run
+    # time (pytest replaces sys.unraisablehook; sys keeps the original as __unraisablehook__),
+    # and the corpus must not depend on the process.
+    namespace = vars(module)
+    for name, value in sorted(namespace.items()):
         if name.startswith("_"):
             continue
-        if inspect.isclass(value):
+        value = namespace.get(f"__{name}__", value)
+        if inspect.isclass(value) and value.__module__.lstrip("_") == module_name.lstrip("_"):
             classes.append(_object_sentences(value))
-        elif callable(value):
+        elif inspect.isbuiltin(value) and value.__self__ is module:
             top.extend(prose_sentences(value.__doc__ or ""))
     for document in (top, *classes):
         if document:

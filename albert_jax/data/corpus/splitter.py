@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-# End punctuation, then closing quotes or brackets, then whitespace, then what can open a
-# sentence. Requiring a capital or digit after the gap keeps "e.g. the" and "3.5 mm" whole.
-_CANDIDATE = re.compile(r"""[.!?…]+["'”’)\]]*\s+(?=["'“‘(\[]*[A-Z0-9])""")
+# End punctuation, closing quotes or brackets, whitespace, and (captured) the first character
+# of the next word, which must be a capital or a digit: "e.g. the" stays whole. Or CJK end
+# punctuation, which needs no space after it.
+_CANDIDATE = re.compile(r"""[.!?…]+["'”’)\]]*\s+(?=["'“‘(\[]*(\w))|[。！？]+""")
 
 # Lower-cased words that end in a period without ending a sentence ("Dr. Smith").
 _ABBREVIATIONS = frozenset(
@@ -38,6 +39,9 @@ def split_sentences(text: str) -> list[str]:
 def _split_line(line: str) -> Iterator[str]:
     start = 0
     for match in _CANDIDATE.finditer(line):
+        opener = match.group(1)
+        if opener is not None and not (opener.isupper() or opener.isdigit()):
+            continue
         if _ends_with_abbreviation(line[start : match.start() + 1]):
             continue
         sentence = line[start : match.end()].strip()

@@ -1,0 +1,530 @@
+"""Tokenize a corpus once into a tensorflow-datasets dataset of documents (ArrayRecord).
+
+Each record is one document: `token_ids` (int32, the sentences' ids end to end) and
+`sentence_lengths` (int32, ids per sentence, all positive, summing to the length of
+`token_ids`). Documents without tokens are dropped. A document goes to the held-out split
+`validation` when a hash of its text falls under `eval_fraction`, so the split does not depend
+on the corpus order, and duplicate documents never straddle the two splits.
+
+The files are written straight in the tfds folder layout (shards, then `dataset_info.json` via
+`tfds.core.DatasetInfo`) instead of through a `GeneratorBasedBuilder`: the builder's writer
+buffers every example of a split before it shards (up to 1 GB in memory, then on disk), and it
+runs in one process. Here documents stream through a pool of tokenizer processes, shards are
+written in corpus order as results arrive, and memory stays flat whatever the corpus size.
+`tfds.builder_from_directory(DIR)` reads the result like any prepared tfds dataset, and so does
+`load_documents` below, without TensorFlow.
+
+Interruptions: the run builds `DIR.partial` and renames it to `DIR` when complete. Whenever a
+shard fills, all open shards are closed and `progress.json` records how many source documents
+are done; a rerun with the same source, tokenizer and settings resumes from there and
+overwrites nothing that was finished, so no document is stored twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import multiprocessing
+import operator
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+from array_record.python import array_record_module
+from tqdm import tqdm
+
+from albert_jax.data.corpus import Corpus, Document
+from albert_jax.data.tokenizer import Tokenizer
+from albert_jax.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DATASET_NAME = "albert_documents"
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "validation"
+SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
+# Bump when the record layout changes, so old datasets and partial runs are not mixed in.
+FORMAT_VERSION = 1
+
+_FILE_FORMAT = "array_record"
+_FILENAME_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
+# One record per chunk, as tfds writes ArrayRecord: any record is read without its neighbours.
+_ARRAY_RECORD_OPTIONS = "group_size:1"
+_PROGRESS_FILE = "progress.json"
+# The ArrayRecord writer keeps ~50 bytes of index per record until its shard closes; this caps
+# that at ~10 MB when documents are tiny.
+_MAX_SHARD_RECORDS = 200_000
+
+
+def document_features() -> tfds.features.FeaturesDict:
+    """The tfds features of a prepared document."""
+    return tfds.features.FeaturesDict(
+        {
+            "token_ids": tfds.features.Tensor(shape=(None,), dtype=np.int32),
+            "sentence_lengths": tfds.features.Tensor(shape=(None,), dtype=np.int32),
+        }
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareSummary:
+    """What `prepare` wrote: documents and tokens per split, documents dropped as empty."""
+
+    output_dir: Path
+    documents: dict[str, int]
+    tokens: dict[str, int]
+    dropped_documents: int
+
+
+def prepare(
+    source: Corpus,
+    tokenizer: Tokenizer,
+    output_dir: str | os.PathLike[str],
+    *,
+    eval_fraction: float = 0.01,
+    num_workers: int | None = None,
+    shard_bytes: int = 128 << 20,
+    chunk_chars: int = 1 << 20,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Tokenizes the documents of `source` into a tfds dataset in `output_dir`.
+
+    Args:
+      source: the corpus.
+      tokenizer: its fingerprint and vocabulary size are stored with the data.
+      output_dir: must not exist, unless it holds this very preparation (then nothing is done).
+      eval_fraction: expected share of documents in the held-out split.
+      num_workers: tokenizer processes; `None` means one per core, 0 tokenizes in this process.
+        Workers are spawned, so a calling script needs the `if __name__ == "__main__":` guard.
+      shard_bytes: size at which a shard is closed (and the run can resume from there).
+      chunk_chars: text handed to a worker at a time; the memory held in flight is about
+        `2 * num_workers * chunk_chars` several times over.
+      progress: show a progress bar on stderr.
+    """
+    if not 0.0 <= eval_fraction < 1.0:
+        raise InputError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    output_dir = Path(output_dir)
+    settings = {
+        "format_version": FORMAT_VERSION,
+        "source": source.identity,
+        "tokenizer_fingerprint": tokenizer.fingerprint,
+        "eval_fraction": eval_fraction,
+    }
+    if output_dir.exists():
+        return _existing(output_dir, settings)
+    partial = output_dir.with_name(output_dir.name + ".partial")
+    state = _Progress.resume_or_start(partial, settings)
+    if num_workers is None:
+        num_workers = _available_cores()
+
+    writers = {split: _SplitWriter(partial, split, state.shards[split]) for split in SPLITS}
+    # Resuming: the source yields the same documents again; skip those already stored.
+    documents = itertools.islice(iter(source), state.done.source_documents, None)
+    with (
+        _ChunkRunner(num_workers, tokenizer, eval_fraction) as run,
+        tqdm(
+            desc=f"prepare {output_dir.name}",
+            unit=" docs",
+            initial=state.done.source_documents,
+            disable=not progress,
+        ) as bar,
+    ):
+        for result in run(_chunks(documents, chunk_chars)):
+            for split, records in result.records.items():
+                for record in records:
+                    writers[split].write(record)
+            state.add(result.counts)
+            bar.update(result.counts.source_documents)
+            train = writers[TRAIN_SPLIT]
+            if train.pending_bytes >= shard_bytes or train.pending_records >= _MAX_SHARD_RECORDS:
+                state.checkpoint(writers)
+    state.checkpoint(writers)
+    _finish(partial, output_dir, state, tokenizer, settings)
+    if state.done.documents[EVAL_SPLIT] == 0:
+        log.warning("the held-out split is empty: the corpus is too small for eval_fraction")
+    return PrepareSummary(output_dir, state.done.documents, state.done.tokens, state.done.dropped)
+
+
+class DocumentSource(Sequence[dict[str, np.ndarray]]):
+    """Random access to one split of a prepared dataset; picklable for grain worker processes.
+
+    `source[i]` is `{"token_ids": int32 [T], "sentence_lengths": int32 [S]}`.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], split: str) -> None:
+        self.directory = Path(directory)
+        self.split = split
+        info_file = self.directory / "dataset_info.json"
+        if not (info_file.is_file() and (self.directory / "metadata.json").is_file()):
+            raise InputError(
+                f"{str(self.directory)!r} is not a prepared dataset "
+                "(make one with `albert-jax data prepare`)"
+            )
+        builder = tfds.builder_from_directory(os.fspath(self.directory))
+        self.metadata: dict[str, Any] = dict(builder.info.metadata or {})
+        if self.metadata.get("format_version") != FORMAT_VERSION:
+            raise InputError(
+                f"{str(self.directory)!r} was prepared in another format "
+                f"({self.metadata.get('format_version')}, expected {FORMAT_VERSION}); "
+                "prepare it again"
+            )
+        if split not in builder.info.splits:
+            raise InputError(f"{str(self.directory)!r} has no split {split!r}")
+        # tfds cannot open a split without shards; an empty held-out split is legitimate.
+        self._length = builder.info.splits[split].num_examples
+        self._source = builder.as_data_source(split) if self._length else None
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:  # type: ignore[override]
+        index = operator.index(index)
+        if not -self._length <= index < self._length:
+            raise IndexError(f"document {index} of a split of {self._length} ({self.split!r})")
+        return self._source[index % self._length]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
+        """Several records in one read (grain uses this when it batches reads)."""
+        for index in indices:
+            if not 0 <= index < self._length:
+                raise IndexError(f"document {index} of a split of {self._length} ({self.split!r})")
+        return list(self._source.__getitems__(indices)) if indices else []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"directory": self.directory, "split": self.split}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["directory"], state["split"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"DocumentSource({str(self.directory)!r}, split={self.split!r}, len={len(self)})"
+
+
+def load_documents(
+    directory: str | os.PathLike[str],
+    split: str = TRAIN_SPLIT,
+    tokenizer: Tokenizer | None = None,
+) -> DocumentSource:
+    """Opens a split of a dataset written by `prepare`.
+
+    With `tokenizer`, refuses (InputError) a dataset tokenized by another tokenizer.
+    """
+    source = DocumentSource(directory, split)
+    if tokenizer is not None and source.metadata["tokenizer_fingerprint"] != tokenizer.fingerprint:
+        raise InputError(
+            f"{str(source.directory)!r} was tokenized by another tokenizer "
+            f"(vocabulary {source.metadata['tokenizer_vocab_size']}, sha256 "
+            f"{source.metadata['tokenizer_fingerprint'][:12]}...) than {tokenizer!r} "
+            f"(vocabulary {tokenizer.vocab_size}, sha256 {tokenizer.fingerprint[:12]}...)"
+        )
+    return source
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizing chunks of documents, in worker processes.
+
+
+@dataclasses.dataclass
+class _Counts:
+    """Source documents read, documents dropped as empty, documents and tokens per split."""
+
+    source_documents: int = 0
+    dropped: int = 0
+    documents: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    tokens: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+
+    def add(self, other: _Counts) -> None:
+        self.source_documents += other.source_documents
+        self.dropped += other.dropped
+        for split in SPLITS:
+            self.documents[split] += other.documents[split]
+            self.tokens[split] += other.tokens[split]
+
+
+@dataclasses.dataclass
+class _ChunkResult:
+    records: dict[str, list[bytes]]
+    counts: _Counts
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(tokenizer: Tokenizer, eval_fraction: float) -> None:
+    _worker.update(tokenizer=tokenizer, eval_fraction=eval_fraction, features=document_features())
+
+
+def _tokenize_chunk(documents: list[Document]) -> _ChunkResult:
+    tokenizer: Tokenizer = _worker["tokenizer"]
+    features = _worker["features"]
+    # One batch call per chunk: SentencePiece's per-call overhead dominates short sentences.
+    ids = iter(tokenizer.encode_batch([s for document in documents for s in document]))
+    result = _ChunkResult({split: [] for split in SPLITS}, _Counts(len(documents)))
+    for document in documents:
+        sentences = [sentence for sentence in itertools.islice(ids, len(document)) if sentence]
+        if not sentences:
+            result.counts.dropped += 1
+            continue
+        split = EVAL_SPLIT if _held_out(document, _worker["eval_fraction"]) else TRAIN_SPLIT
+        token_ids = np.fromiter(itertools.chain.from_iterable(sentences), dtype=np.int32)
+        lengths = np.array([len(sentence) for sentence in sentences], dtype=np.int32)
+        record = {"token_ids": token_ids, "sentence_lengths": lengths}
+        result.records[split].append(features.serialize_example(record))
+        result.counts.documents[split] += 1
+        result.counts.tokens[split] += len(token_ids)
+    return result
+
+
+def _held_out(document: Document, eval_fraction: float) -> bool:
+    digest = hashlib.blake2b("\n".join(document).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") < eval_fraction * 2.0**64
+
+
+def _chunks(documents: Iterable[Document], chunk_chars: int) -> Iterator[list[Document]]:
+    chunk: list[Document] = []
+    size = 0
+    for document in documents:
+        chunk.append(document)
+        size += sum(len(sentence) for sentence in document)
+        if size >= chunk_chars:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+class _ChunkRunner:
+    """Context manager giving `run(chunks) -> results in order`, over a process pool.
+
+    At most two chunks per worker are in flight, so a fast reader cannot fill memory.
+    """
+
+    def __init__(self, num_workers: int, tokenizer: Tokenizer, eval_fraction: float) -> None:
+        self._num_workers = num_workers
+        self._initargs = (tokenizer, eval_fraction)
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Callable[[Iterable[list[Document]]], Iterator[_ChunkResult]]:
+        if self._num_workers == 0:
+            _init_worker(*self._initargs)
+        else:
+            # spawn, not fork: the parent may hold threads (tfds, jax) that fork would break.
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self._num_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=self._initargs,
+            )
+        return self._run
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, chunks: Iterable[list[Document]]) -> Iterator[_ChunkResult]:
+        if self._pool is None:
+            yield from map(_tokenize_chunk, chunks)
+            return
+        pending: collections.deque[concurrent.futures.Future[_ChunkResult]] = collections.deque()
+        for chunk in chunks:
+            pending.append(self._pool.submit(_tokenize_chunk, chunk))
+            if len(pending) >= 2 * self._num_workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards, progress and the finished dataset.
+
+
+def _shard_name(split: str, index: int) -> str:
+    return f"{DATASET_NAME}-{split}.{_FILE_FORMAT}-{index:05d}"
+
+
+class _SplitWriter:
+    """Appends records to the numbered ArrayRecord shards of one split."""
+
+    def __init__(self, directory: Path, split: str, shards: list[dict[str, int]]) -> None:
+        self._directory = directory
+        self._split = split
+        self._shards = shards  # finished shards, {"examples": n, "bytes": b}: appended to
+        self._writer: Any = None
+        self.pending_records = 0
+        self.pending_bytes = 0
+
+    def write(self, record: bytes) -> None:
+        if self._writer is None:
+            self._writer = array_record_module.ArrayRecordWriter(
+                os.fspath(self._path(temporary=True)), _ARRAY_RECORD_OPTIONS
+            )
+        self._writer.write(record)
+        self.pending_records += 1
+        self.pending_bytes += len(record)
+
+    def close_shard(self) -> None:
+        """Finishes the open shard, if any; it then counts as done."""
+        if self._writer is None:
+            return
+        self._writer.close()
+        os.replace(self._path(temporary=True), self._path())
+        self._shards.append({"examples": self.pending_records, "bytes": self.pending_bytes})
+        self._writer, self.pending_records, self.pending_bytes = None, 0, 0
+
+    def _path(self, temporary: bool = False) -> Path:
+        name = _shard_name(self._split, len(self._shards))
+        return self._directory / (name + ".tmp" if temporary else name)
+
+
+class _Progress:
+    """The resumable state of a run, kept in `DIR.partial/progress.json`."""
+
+    def __init__(self, directory: Path, settings: dict[str, Any], saved: dict[str, Any]) -> None:
+        self.directory = directory
+        self.settings = settings
+        self.shards: dict[str, list[dict[str, int]]] = saved.get("shards", {s: [] for s in SPLITS})
+        self.done = _Counts(**saved["counts"]) if saved else _Counts()
+        # Counted since the last checkpoint: durable only with the shards they went to.
+        self._pending = _Counts()
+
+    @classmethod
+    def resume_or_start(cls, directory: Path, settings: dict[str, Any]) -> _Progress:
+        saved: dict[str, Any] = {}
+        progress_file = directory / _PROGRESS_FILE
+        if progress_file.is_file():
+            saved = json.loads(progress_file.read_text())
+            if saved.get("settings") == _jsonable(settings):
+                log.info(
+                    "resuming %s after %d documents", directory, saved["counts"]["source_documents"]
+                )
+            else:
+                log.warning("%s is from a run with other settings; starting over", directory)
+                saved = {}
+        if not saved and directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = cls(directory, settings, saved)
+        # Anything not recorded as finished belongs to an interrupted shard or finish.
+        finished = {_PROGRESS_FILE} | {
+            _shard_name(split, i) for split in SPLITS for i in range(len(state.shards[split]))
+        }
+        for path in directory.iterdir():
+            if path.name not in finished:
+                path.unlink()
+        return state
+
+    def add(self, counts: _Counts) -> None:
+        self._pending.add(counts)
+
+    def checkpoint(self, writers: dict[str, _SplitWriter]) -> None:
+        """Closes every open shard and records them, with the documents they hold, as done."""
+        for writer in writers.values():
+            writer.close_shard()
+        self.done.add(self._pending)
+        self._pending = _Counts()
+        _write_json_atomically(
+            self.directory / _PROGRESS_FILE,
+            {
+                "settings": self.settings,
+                "shards": self.shards,
+                "counts": dataclasses.asdict(self.done),
+            },
+        )
+
+
+def _finish(
+    partial: Path,
+    output_dir: Path,
+    state: _Progress,
+    tokenizer: Tokenizer,
+    settings: dict[str, Any],
+) -> None:
+    """Writes the tfds metadata into the partial directory and renames it into place."""
+    template = tfds.core.ShardedFileTemplate(
+        data_dir=tfds.core.Path(partial),
+        template=_FILENAME_TEMPLATE,
+        dataset_name=DATASET_NAME,
+        filetype_suffix=_FILE_FORMAT,
+    )
+    split_infos = [
+        tfds.core.SplitInfo(
+            name=split,
+            shard_lengths=[shard["examples"] for shard in state.shards[split]],
+            num_bytes=sum(shard["bytes"] for shard in state.shards[split]),
+            filename_template=template.replace(split=split),
+        )
+        for split in SPLITS
+    ]
+    metadata = {
+        **settings,
+        "tokenizer_vocab_size": tokenizer.vocab_size,
+        "documents": state.done.documents,
+        "tokens": state.done.tokens,
+        "dropped_documents": state.done.dropped,
+    }
+    info = tfds.core.DatasetInfo(
+        builder=tfds.core.DatasetIdentity(
+            name=DATASET_NAME,
+            version=tfds.core.Version("1.0.0"),
+            data_dir=os.fspath(output_dir),
+            module_name="",
+        ),
+        features=document_features(),
+        description="Tokenized documents for ALBERT pretraining, written by albert_jax.",
+        metadata=tfds.core.MetadataDict(_jsonable(metadata)),
+    )
+    info.set_file_format(_FILE_FORMAT)
+    info.set_splits(tfds.core.SplitDict(split_infos))
+    info.write_to_directory(tfds.core.Path(partial))
+    try:
+        os.rename(partial, output_dir)
+    except OSError as error:
+        raise InputError(
+            f"cannot move the finished dataset from {str(partial)!r} to {str(output_dir)!r}: "
+            f"{error.strerror}"
+        ) from error
+    # Until here a rerun resumes from the progress file; from here it finds the finished dir.
+    (output_dir / _PROGRESS_FILE).unlink()
+
+
+def _existing(output_dir: Path, settings: dict[str, Any]) -> PrepareSummary:
+    """The summary of `output_dir` if it holds this preparation; else refuses to touch it."""
+    try:
+        metadata = DocumentSource(output_dir, TRAIN_SPLIT).metadata
+    except InputError:
+        metadata = {}
+    if {key: metadata.get(key) for key in settings} != _jsonable(settings):
+        raise InputError(
+            f"{str(output_dir)!r} exists and is not this preparation; "
+            "remove it or choose another output directory"
+        )
+    log.info("%s is already prepared from this source and tokenizer", output_dir)
+    return PrepareSummary(
+        output_dir, metadata["documents"], metadata["tokens"], metadata["dropped_documents"]
+    )
+
+
+def _available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):  # honours CPU limits of containers and taskset
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(value))
+
+
+def _write_json_atomically(path: Path, value: Any) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(value, indent=1))
+    os.replace(temporary, path)
