@@ -3,8 +3,10 @@
 Three checkpoint layouts load:
   - Hugging Face: config.json + model.safetensors (or pytorch_model.bin, which needs torch);
   - the original google-research TF release: albert_config.json + model.ckpt-* (no TF needed);
-  - this project's own: config.json + params/ (an orbax checkpoint of the parameters).
-Everything is translated to Hugging Face's parameter names first, so one mapping serves all.
+  - this project's own: config.json + params/ (an orbax checkpoint of the parameters), which is
+    also what a pretraining workdir holds (config.json + checkpoints/<step>/params/).
+Everything is translated to Hugging Face's parameter names first, so one mapping serves all,
+and any model class loads from any of them (heads it lacks are initialised and reported).
 """
 
 from __future__ import annotations
@@ -72,22 +74,13 @@ def _param_items(model: nnx.Module):
     return list(nnx.to_flat_state(nnx.state(model, nnx.Param)))
 
 
-def _bias_ndim(items, path) -> int:
-    """Output rank of a kernel = rank of the bias beside it (minus the stacked axis, if any)."""
-    shapes = {p: v.shape for p, v in items}
-    bias = shapes[path[:-1] + ("bias",)]
-    return len(bias) - (1 if "albert_layers" in path else 0)
-
-
-def to_hf_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
-    """Our parameters as a Hugging Face (PyTorch-layout) state dict of float32 numpy arrays."""
-    config: AlbertConfig = model.config
-    items = _param_items(model)
+def params_to_hf(params: dict[tuple[str, ...], np.ndarray], config: AlbertConfig) -> dict[str, np.ndarray]:
+    """Our parameters (flat, keyed by state path) as a Hugging Face (PyTorch-layout) state dict."""
     out = {}
-    for path, variable in items:
-        value = np.asarray(variable.get_value(), dtype=np.float32)
+    for path, value in params.items():
         leaf = path[-1]
-        out_ndim = _bias_ndim(items, path) if leaf == "kernel" else 0
+        # A kernel's output rank is its bias's rank (less the stacked layer axis, if any).
+        out_ndim = params[path[:-1] + ("bias",)].ndim - ("albert_layers" in path) if leaf == "kernel" else 0
         for name, index in hf_names(path, config):
             out[name] = _to_hf(value if index is None else value[index], leaf, out_ndim)
     # The MLM decoder is tied to the word embeddings and shares the head's bias; Hugging Face's
@@ -97,6 +90,12 @@ def to_hf_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
         out["predictions.decoder.weight"] = out[f"{prefix}embeddings.word_embeddings.weight"]
         out["predictions.decoder.bias"] = out["predictions.bias"]
     return out
+
+
+def to_hf_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
+    """The model's parameters as a Hugging Face state dict of float32 numpy arrays."""
+    params = {path: np.asarray(v.get_value(), dtype=np.float32) for path, v in _param_items(model)}
+    return params_to_hf(params, model.config)
 
 
 def load_hf_state_dict(model: nnx.Module, weights: dict[str, np.ndarray], *, source: str) -> None:
@@ -215,12 +214,14 @@ def tf_to_hf_state_dict(variables: dict[str, np.ndarray]) -> dict[str, np.ndarra
 
 
 def _read_weights(path: str) -> tuple[str, AlbertConfig, dict[str, np.ndarray] | None]:
-    """(layout, config, HF-named weights); weights are None for our own orbax layout."""
+    """(layout name, config, weights under Hugging Face's names and layout)."""
     if not os.path.isdir(path):
         raise InputError(f"{path}: no such checkpoint directory")
     has = lambda name: os.path.exists(os.path.join(path, name))  # noqa: E731
-    if has(HF_CONFIG) and has(NATIVE_PARAMS):
-        return "native", AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG)), None
+    native = _native_params_dir(path)
+    if has(HF_CONFIG) and native:
+        config = AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG))
+        return "albert_jax", config, params_to_hf(_read_orbax_params(native), config)
     if has(HF_CONFIG) and has(SAFETENSORS):
         from safetensors.numpy import load_file
 
@@ -244,7 +245,7 @@ def _read_weights(path: str) -> tuple[str, AlbertConfig, dict[str, np.ndarray] |
     raise InputError(
         f"{path}: not a checkpoint albert_jax can read; expected {HF_CONFIG} with {SAFETENSORS} or "
         f"{TORCH_BIN} (Hugging Face), {ORIGINAL_CONFIG} with model.ckpt-* (original TF), or "
-        f"{HF_CONFIG} with {NATIVE_PARAMS}/ (albert_jax)")
+        f"{HF_CONFIG} with {NATIVE_PARAMS}/ or checkpoints/ (albert_jax)")
 
 
 class PretrainedMixin:
@@ -263,16 +264,13 @@ class PretrainedMixin:
         layout, config, weights = _read_weights(path)
         config = config.replace(**config_overrides)
         model = cls(config, rngs=rngs or nnx.Rngs(0))
-        if layout == "native":
-            _restore_native(model, os.path.join(path, NATIVE_PARAMS))
-        else:
-            load_hf_state_dict(model, weights, source=path)
+        load_hf_state_dict(model, weights, source=path)
         log.info("loaded %s from %s (%s layout)", cls.__name__, path, layout)
         return model
 
     def save_pretrained(self, path: str | os.PathLike, *, layout: str = "hf") -> None:
         """Writes `layout` "hf" (config.json + model.safetensors, loadable by transformers) or
-        "native" (config.json + an orbax checkpoint of the parameters, restorable sharded)."""
+        "native" (config.json + an orbax checkpoint of the parameters, as the trainer writes)."""
         path = os.fspath(path)
         os.makedirs(path, exist_ok=True)
         if layout == "hf":
@@ -292,33 +290,32 @@ class PretrainedMixin:
                           lambda tmp: self.config.to_json_file(tmp, layout="hf"))
 
 
-def _restore_native(model: nnx.Module, params_dir: str) -> None:
+def _native_params_dir(path: str) -> str | None:
+    """Our parameters in `path`: `params/` (save_pretrained), or the newest
+    `checkpoints/<step>/params` of a pretraining workdir."""
+    if os.path.isdir(os.path.join(path, NATIVE_PARAMS)):
+        return os.path.join(path, NATIVE_PARAMS)
+    checkpoints = os.path.join(path, "checkpoints")
+    steps = [int(s) for s in os.listdir(checkpoints) if s.isdigit()] if os.path.isdir(checkpoints) else []
+    for step in sorted(steps, reverse=True):
+        candidate = os.path.join(checkpoints, str(step), NATIVE_PARAMS)
+        if os.path.isdir(candidate):
+            return candidate
+    return None
+
+
+def _read_orbax_params(directory: str) -> dict[tuple[str, ...], np.ndarray]:
+    """An orbax checkpoint of `nnx.state(model, nnx.Param)` as host arrays keyed by state path."""
     import jax
     import orbax.checkpoint as ocp
 
-    state = nnx.state(model, nnx.Param)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
-    params_dir = os.path.abspath(params_dir)
-    with ocp.StandardCheckpointer() as checkpointer:
-        stored = checkpointer.metadata(params_dir).item_metadata.tree
-        _check_same_shapes(stored, abstract, params_dir)
-        restored = checkpointer.restore(params_dir, abstract)
-    nnx.replace_by_pure_dict(state, restored)
-    nnx.update(model, state)
-
-
-def _check_same_shapes(stored, expected, source: str) -> None:
-    """Compares the checkpoint's tree with the model's before restoring, naming what differs."""
-    import jax
-
-    flat_stored = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(stored)}
-    flat_expected = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(expected)}
-    for name in sorted(flat_expected.keys() | flat_stored.keys()):
-        have, want = flat_stored.get(name), flat_expected.get(name)
-        if have is None or want is None or tuple(have) != tuple(want):
-            raise InputError(f"{source}: does not match the model's parameters: {name} is "
-                             f"{'absent' if have is None else tuple(have)} in the checkpoint, the config "
-                             f"needs {'none' if want is None else tuple(want)}")
+    directory = os.path.abspath(directory)
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        metadata = checkpointer.metadata(directory).item_metadata.tree
+        as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata)
+        tree = checkpointer.restore(directory, restore_args=as_numpy)
+    return {tuple(str(k.key) for k in keys): np.asarray(value, dtype=np.float32)
+            for keys, value in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def _write_atomically(path: str, write) -> None:
