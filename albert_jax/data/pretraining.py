@@ -26,14 +26,18 @@ how often this happens.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from albert_jax.errors import InputError
 
-# Token budget of a pair: [CLS] A [SEP] B [SEP].
+if TYPE_CHECKING:  # this module needs numpy only at run time
+    from albert_jax.data.tokenizer import Tokenizer
+
+# [CLS], [SEP] and [SEP] around the two segments.
 _NUM_SPECIAL_TOKENS = 3
 
 
@@ -41,8 +45,7 @@ _NUM_SPECIAL_TOKENS = 3
 class PretrainingDataConfig:
     """Every option of the original `create_pretraining_data.py`, plus the seed.
 
-    Defaults are the original's flags, except `max_predictions_per_seq`, set to 20 as in
-    the ALBERT paper's pretraining runs (the same as the original flag).
+    The defaults are the original's flags (`random_seed` there is `seed` here).
     """
 
     max_seq_length: int = 512
@@ -60,9 +63,7 @@ class PretrainingDataConfig:
         if self.max_seq_length < _NUM_SPECIAL_TOKENS + 2:
             raise InputError(f"max_seq_length must be at least 5, got {self.max_seq_length}")
         if self.max_predictions_per_seq < 1:
-            raise InputError(
-                f"max_predictions_per_seq must be positive, got {self.max_predictions_per_seq}"
-            )
+            raise InputError(f"max_predictions_per_seq must be positive, got {self.max_predictions_per_seq}")
         if not 0.0 <= self.masked_lm_prob <= 1.0:
             raise InputError(f"masked_lm_prob must be in [0, 1], got {self.masked_lm_prob}")
         if self.ngram < 1:
@@ -84,6 +85,12 @@ class PretrainingDataConfig:
             weights = weights[::-1]
         return weights / weights.sum()
 
+    @functools.cached_property
+    def _ngram_cumulative(self) -> np.ndarray:
+        cumulative = np.cumsum(self.ngram_probabilities())
+        cumulative /= cumulative[-1]  # exactly 1 at the end: every draw in [0, 1) finds an n
+        return cumulative
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Vocab:
@@ -102,12 +109,10 @@ class Vocab:
 
     def __post_init__(self) -> None:
         if self.word_start.shape != (self.size,):
-            raise InputError(
-                f"word_start has shape {self.word_start.shape}, expected ({self.size},)"
-            )
+            raise InputError(f"word_start has shape {self.word_start.shape}, expected ({self.size},)")
 
     @classmethod
-    def from_tokenizer(cls, tokenizer: Any) -> Vocab:
+    def from_tokenizer(cls, tokenizer: Tokenizer) -> Vocab:
         """Reads the ids and the word-start table from an `albert_jax.data.tokenizer.Tokenizer`."""
         return cls(
             size=int(tokenizer.vocab_size),
@@ -257,9 +262,7 @@ def create_sentence_pairs(
             a_size = int(rng.integers(1, chunk_size)) if chunk_size >= 2 else 1
             split = offsets[first + a_size]
             tokens_a = token_ids[offsets[first] : split]
-            b_is_random = chunk_size == 1 or (
-                config.random_next_sentence and rng.random() < 0.5
-            )
+            b_is_random = chunk_size == 1 or (config.random_next_sentence and rng.random() < 0.5)
             if b_is_random:
                 label = 1
                 tokens_b = _random_continuation(
@@ -354,52 +357,36 @@ def create_masked_lm_predictions(
     else:
         word_firsts = np.arange(len(candidates))
     num_words = len(word_firsts)
-    word_bounds = np.append(word_firsts, len(candidates))
-    word_of_candidate = np.repeat(np.arange(num_words), np.diff(word_bounds))
-    bounds_list = word_bounds.tolist()
-    cumulative = np.cumsum(config.ngram_probabilities())
+    bounds = word_firsts.tolist() + [len(candidates)]
 
-    def draw_spans(taken: bytearray) -> list[tuple[int, int, int]]:
+    def draw_spans(taken: bytearray) -> tuple[list[tuple[int, int, int]], np.ndarray]:
+        """Spans of one greedy pass, and their positions in order."""
         order = rng.permutation(num_words).tolist()
-        lengths = (np.searchsorted(cumulative, rng.random(num_words), side="right") + 1).tolist()
-        return _choose_spans(bounds_list, taken, order, lengths, budget)
-
-    def positions_of(words: np.ndarray) -> np.ndarray:
-        return candidates[words[word_of_candidate]]
+        lengths = config._ngram_cumulative.searchsorted(rng.random(num_words), side="right")
+        spans = _choose_spans(bounds, taken, order, (lengths + 1).tolist(), budget)
+        pieces = [candidates[bounds[first] : bounds[first + words]] for first, words, _ in spans]
+        return spans, np.sort(np.concatenate(pieces)) if pieces else np.zeros(0, np.int64)
 
     masked_words = bytearray(num_words)
-    spans = draw_spans(masked_words)
-    is_masked = np.frombuffer(masked_words, dtype=bool)
-    positions = positions_of(is_masked)
+    spans, positions = draw_spans(masked_words)
     labels = tokens[positions]
     replace = rng.random(len(positions))
     random_ids = rng.integers(0, vocab.size, len(positions), dtype=tokens.dtype)
-    output[positions] = np.where(
-        replace < 0.8, vocab.mask_id, np.where(replace < 0.9, labels, random_ids)
-    )
+    output[positions] = np.where(replace < 0.8, vocab.mask_id, np.where(replace < 0.9, labels, random_ids))
 
     if config.do_permutation:
-        taken_words = bytearray(masked_words)
-        draw_spans(taken_words)
-        selected = positions_of(np.frombuffer(taken_words, dtype=bool) & ~is_masked)
+        _, selected = draw_spans(bytearray(masked_words))
         output[selected] = tokens[rng.permutation(selected)]
-        positions = np.concatenate([positions, selected])
-        order = np.argsort(positions, kind="stable")
-        positions = positions[order]
+        positions = np.sort(np.concatenate([positions, selected]))
         labels = tokens[positions]
 
     span_array = np.array(spans, dtype=np.int64).reshape(-1, 3)
-    span_array[:, 0] = candidates[word_bounds[span_array[:, 0]]]
+    span_array[:, 0] = candidates[word_firsts[span_array[:, 0]]]
     return MaskedLm(output, positions, labels, span_array)
 
 
-def make_example(
-    pair: SentencePair,
-    config: PretrainingDataConfig,
-    vocab: Vocab,
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
-    """Lays out `[CLS] A [SEP] B [SEP]`, masks it and pads every field to its fixed width."""
+def layout_pair(pair: SentencePair, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """`[CLS] A [SEP] B [SEP]` as int32 ids, and which of its positions may be masked."""
     len_a, len_b = len(pair.tokens_a), len(pair.tokens_b)
     length = len_a + len_b + _NUM_SPECIAL_TOKENS
     tokens = np.empty(length, dtype=np.int32)
@@ -410,9 +397,14 @@ def make_example(
     tokens[length - 1] = vocab.sep_id
     maskable = np.ones(length, dtype=bool)
     maskable[[0, len_a + 1, length - 1]] = False
+    return tokens, maskable
 
-    masked = create_masked_lm_predictions(tokens, maskable, config, vocab, rng)
 
+def make_example(
+    pair: SentencePair, masked: MaskedLm, config: PretrainingDataConfig, vocab: Vocab
+) -> dict[str, np.ndarray]:
+    """The batch fields of one laid-out, masked pair, padded to their fixed widths."""
+    length = len(masked.input_ids)
     seq_len, slots = config.max_seq_length, config.num_prediction_slots
     num_masked = len(masked.positions)
     example = {
@@ -426,7 +418,7 @@ def make_example(
     }
     example["input_ids"][:length] = masked.input_ids
     example["attention_mask"][:length] = 1
-    example["token_type_ids"][len_a + 2 : length] = 1
+    example["token_type_ids"][len(pair.tokens_a) + 2 : length] = 1
     example["masked_lm_positions"][:num_masked] = masked.positions
     example["masked_lm_ids"][:num_masked] = masked.labels
     example["masked_lm_weights"][:num_masked] = 1
@@ -446,5 +438,9 @@ def document_examples(
     A pure function of its arguments: the generator comes from (seed, epoch, index).
     """
     rng = document_rng(config.seed, epoch, document_index)
-    pairs = create_sentence_pairs(document, documents, document_index, config, rng)
-    return [make_example(pair, config, vocab, rng) for pair in pairs]
+    examples = []
+    for pair in create_sentence_pairs(document, documents, document_index, config, rng):
+        tokens, maskable = layout_pair(pair, vocab)
+        masked = create_masked_lm_predictions(tokens, maskable, config, vocab, rng)
+        examples.append(make_example(pair, masked, config, vocab))
+    return examples
