@@ -70,6 +70,9 @@ class AlbertConfig:
     attention_implementation: str = "xla"
     # What the shared-layer loop body keeps for the backward pass (jax.checkpoint policy).
     remat_policy: str = "none"
+    # Run the layer applications as a loop (compile time flat in depth). False unrolls them: a
+    # larger program, but one whose cost XLA can analyse (the AOT report uses it for estimates).
+    scan_layers: bool = True
 
     def __post_init__(self):
         def fail(message: str):

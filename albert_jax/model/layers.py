@@ -221,6 +221,8 @@ class AlbertTransformer(nnx.Module):
             apply_layer = jax.checkpoint(apply_layer, policy=_REMAT_POLICIES[c.remat_policy],
                                          prevent_cse=False)
 
+        unroll = not c.scan_layers
+
         def run_inner(h, xs):
             return apply_layer(h, *xs), None
 
@@ -228,8 +230,8 @@ class AlbertTransformer(nnx.Module):
             group_params, group_keys = xs
 
             def repeat(h, repeat_keys):
-                return jax.lax.scan(run_inner, h, (group_params, repeat_keys), length=inner)[0], None
+                return jax.lax.scan(run_inner, h, (group_params, repeat_keys), length=inner, unroll=unroll)[0], None
 
-            return jax.lax.scan(repeat, h, group_keys, length=repeats)[0], None
+            return jax.lax.scan(repeat, h, group_keys, length=repeats, unroll=unroll)[0], None
 
-        return jax.lax.scan(run_group, x, (params, keys), length=groups)[0]
+        return jax.lax.scan(run_group, x, (params, keys), length=groups, unroll=unroll)[0]

@@ -95,6 +95,15 @@ def test_remat_policies_give_the_same_gradients(policy):
         np.testing.assert_allclose(plain, remat, rtol=1e-4, atol=1e-5)
 
 
+def test_unrolled_layers_compute_the_same():
+    ids = _ids()
+    scanned = AlbertForPreTraining(SHARED, rngs=nnx.Rngs(0))
+    unrolled = AlbertForPreTraining(SHARED.replace(scan_layers=False), rngs=nnx.Rngs(0))
+    key = jax.random.key(1)
+    np.testing.assert_allclose(unrolled(ids, rngs=key).prediction_logits, scanned(ids, rngs=key).prediction_logits,
+                               atol=1e-5)
+
+
 def test_jit_compiles_one_layer_whatever_the_depth():
     """The program holds the layer once: its size does not grow with num_hidden_layers."""
     def program(num_layers):
