@@ -1,0 +1,75 @@
+"""The `albert-jax pretrain` and `albert-jax plot` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from albert_jax.train import config as config_lib
+
+_OVERRIDES_HELP = """\
+Any config key can be overridden with --config.KEY=VALUE, nested keys with dots, e.g.
+  --config.num_train_steps=1000 --config.mesh.fsdp=4 --config.model.dtype=bfloat16
+Unknown keys are an error. The keys and their meaning: albert_jax/train/config.py."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    pretrain = subparsers.add_parser(
+        "pretrain", help="pretrain ALBERT (MLM + SOP) from a config",
+        description="Pretrain ALBERT. Rerunning the same command resumes from the newest "
+                    "checkpoint in the workdir. Run the same command on every host of a pod.",
+        epilog=_OVERRIDES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pretrain.add_argument(
+        "--config", metavar="FILE[:ARG]",
+        help="config file and its argument, e.g. configs/pretrain/base.py:v2 "
+             "(default: configs/pretrain/tiny.py, a tiny model on the built-in corpus)")
+    pretrain.add_argument(
+        "--workdir", metavar="DIR",
+        help="where checkpoints, metrics and TensorBoard files go "
+             "(default: albert_jax_workdirs/<config name> in the current directory)")
+    multihost = pretrain.add_argument_group(
+        "multi-process", "Only needed where JAX cannot detect the cluster itself (TPU pods and "
+        "SLURM are detected); the JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID "
+        "environment variables work too.")
+    multihost.add_argument("--coordinator-address", metavar="HOST:PORT",
+                           help="address of process 0's coordination service")
+    multihost.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
+    multihost.add_argument("--process-id", type=int, metavar="I", help="this process's index")
+    pretrain.set_defaults(run=_pretrain, accepts_overrides=True)
+
+    plot = subparsers.add_parser(
+        "plot", help="plot a workdir's loss, accuracy and throughput curves to a PNG",
+        description="Render WORKDIR/metrics.jsonl as loss, accuracy and throughput curves.")
+    plot.add_argument("workdir", metavar="WORKDIR", help="a pretraining workdir")
+    plot.add_argument("--output", metavar="PNG", help="output file (default: WORKDIR/metrics.png)")
+    plot.set_defaults(run=_plot)
+
+
+def default_workdir(config_spec: str | None) -> str:
+    """albert_jax_workdirs/<config file stem>[_<arg>], e.g. albert_jax_workdirs/base_v2."""
+    path, _, arg = (config_spec or str(config_lib.DEFAULT_PRETRAIN_CONFIG)).partition(":")
+    name = os.path.splitext(os.path.basename(path))[0] + (f"_{arg}" if arg else "")
+    return os.path.join("albert_jax_workdirs", name)
+
+
+def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
+    from albert_jax.train import loop, mesh
+
+    # Orbax logs every checkpoint operation at INFO through absl; keep stdout for the metrics.
+    logging.getLogger("absl").setLevel(logging.WARNING)
+
+    config = config_lib.load_config(args.config, overrides)
+    # JAX must join the cluster before anything touches a device.
+    mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
+    workdir = args.workdir or default_workdir(args.config)
+    print(f"albert-jax pretrain: workdir {workdir}", flush=True)
+    loop.train(config, workdir)
+    return 0
+
+
+def _plot(args: argparse.Namespace, overrides: list[str]) -> int:
+    from albert_jax.train import plot
+
+    print(plot.plot(args.workdir, args.output))
+    return 0

@@ -1,0 +1,260 @@
+"""Training configs: Python files that define `get_config(arg)`, plus `--config.key=value` overrides.
+
+A config file is a plain Python module (big_vision style). It starts from `default_config()`,
+which holds every key the trainer reads, changes what it needs, and documents in its docstring
+how to run it. `FILE:arg` passes `arg` to `get_config`, e.g. `configs/pretrain/base.py:v1`.
+
+The returned `ConfigDict` is locked: an override of a key that does not exist is an error naming
+the key and its closest matches, never a silently added field.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import importlib.util
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+from ml_collections import config_dict
+
+from albert_jax.data.pretraining import PretrainingDataConfig
+from albert_jax.errors import InputError
+from albert_jax.model.config import AlbertConfig
+
+# The source checkout's `configs/` folder (an editable install keeps the package beside it).
+CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
+DEFAULT_PRETRAIN_CONFIG = CONFIGS_DIR / "pretrain" / "tiny.py"
+
+# The sharding story in one ordered table: logical axis -> mesh axes. For each dimension the
+# first rule whose mesh axes are free and divide the size wins (`model.sharding.logical_to_mesh`);
+# when none fits, that dimension is replicated. Parameters shard over fsdp (their hidden/embed
+# dimension) and tensor (heads, mlp, vocab); activations shard their batch over data and fsdp.
+DEFAULT_RULES = (
+    ("batch", ("data", "fsdp")),
+    ("batch", "data"),
+    ("vocab", "tensor"),
+    ("embed", "fsdp"),
+    ("hidden", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("kv", None),
+    ("layers", None),
+    ("length", None),
+    ("act_embed", None),
+    ("act_hidden", None),
+    ("act_mlp", "tensor"),
+    ("act_heads", "tensor"),
+    ("act_kv", None),
+    ("act_vocab", "tensor"),
+)
+
+# Fields of the data config that the trainer sets itself: the sequence length and the seed are
+# top-level keys, so one override changes both the model inputs and the examples.
+_DATA_FIELDS_FROM_TOP = ("max_seq_length", "seed")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every key the pretraining trainer reads, with the ALBERT paper's recipe as defaults."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    # The paper: batch 4096 of length 512, LAMB at 0.00176, 3125 warmup steps, 125k steps.
+    c.global_batch_size = 4096
+    c.seq_length = 512
+    c.num_train_steps = 125_000
+
+    c.optimizer = "lamb"  # or "adamw"
+    c.learning_rate = 0.00176
+    c.warmup_steps = 3125
+    c.weight_decay = 0.01
+    c.grad_clip_norm = 1.0
+    c.adam_beta1 = 0.9
+    c.adam_beta2 = 0.999
+    c.adam_epsilon = 1e-6
+    # Microbatches per step; the global batch is split and the gradients summed.
+    c.grad_accum_steps = 1
+
+    c.log_every_steps = 100
+    c.eval_every_steps = 1000
+    c.eval_steps = 10  # held-out batches per evaluation
+    c.checkpoint_every_steps = 1000
+    c.keep_checkpoints = 3
+    # A pretrained model (ours, Hugging Face or original TF) to start from, for continued
+    # pretraining; ignored once the workdir holds a checkpoint.
+    c.init_from = ""
+    # Peak FLOP/s of one device for MFU; None looks the device kind up in `metrics.PEAK_FLOPS`.
+    c.peak_flops_per_device = config_dict.placeholder(float)
+
+    # data x fsdp x tensor devices within a slice (-1: the remaining devices), and the number of
+    # slices the data axis also spans over the slower network between slices (-1: all).
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, dcn_data=-1))
+    c.rules = DEFAULT_RULES
+
+    # `preset` names an `AlbertConfig.preset`; every other key overrides one of its fields.
+    c.model = ml_collections.ConfigDict({"preset": "base-v2"})
+    for field in dataclasses.fields(AlbertConfig):
+        c.model[field.name] = config_dict.placeholder(type(field.default))
+
+    c.data = ml_collections.ConfigDict()
+    # "builtin" (Python's documentation; tokenizer trained and data prepared on first use,
+    # cached in $ALBERT_JAX_CACHE or ~/.cache/albert_jax), "synthetic" (random tokens, for
+    # benchmarks and tests), or the directory of a dataset made by `albert-jax data prepare`.
+    c.data.source = "builtin"
+    # The SentencePiece .model the prepared dataset was tokenized with ("" for builtin/synthetic).
+    c.data.tokenizer = ""
+    # The original create_pretraining_data.py options (see `data.pretraining`).
+    for field in dataclasses.fields(PretrainingDataConfig):
+        if field.name not in _DATA_FIELDS_FROM_TOP:
+            c.data[field.name] = field.default
+    c.data.num_workers = 0  # example-making processes per host (0: in the trainer's process)
+    c.data.shuffle_window = 1024
+    return c
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def load_config(spec: str | None, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """Loads `FILE[:arg]` (default: configs/pretrain/tiny.py) and applies `--config.k=v` overrides."""
+    if spec is None:
+        if not DEFAULT_PRETRAIN_CONFIG.is_file():
+            raise InputError(
+                f"the default config {DEFAULT_PRETRAIN_CONFIG} is missing: albert_jax finds "
+                "configs/ beside its source checkout (pip install -e .); pass --config FILE")
+        spec = str(DEFAULT_PRETRAIN_CONFIG)
+    path, _, arg = spec.partition(":")
+    config = _run_config_file(path, arg or None)
+    config.lock()
+    apply_overrides(config, overrides)
+    return config
+
+
+def _run_config_file(path: str, arg: str | None) -> ml_collections.ConfigDict:
+    if not os.path.isfile(path):
+        raise InputError(f"config file {path!r} does not exist")
+    spec = importlib.util.spec_from_file_location(f"albert_jax_config_{Path(path).stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise InputError(f"config file {path} defines no get_config(arg)")
+    config = module.get_config(arg) if arg is not None else module.get_config()
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise InputError(f"{path}: get_config returned {type(config).__name__}, not a ConfigDict")
+    return config
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> None:
+    """Applies `--config.a.b=value` arguments; values are parsed as the field's type."""
+    for override in overrides:
+        if not override.startswith("--config.") or "=" not in override:
+            raise InputError(f"unrecognized argument {override!r}; overrides look like "
+                             "--config.key=value")
+        key, _, text = override[len("--config."):].partition("=")
+        parent, name = _lookup_parent(config, key)
+        value = _parse(text, parent.get_type(name), parent[name], key)
+        try:
+            parent[name] = value
+        except TypeError as error:
+            raise InputError(f"--config.{key}: {error}") from None
+
+
+def _lookup_parent(config: ml_collections.ConfigDict, key: str):
+    """The ConfigDict holding `key` (dotted) and the last name; unknown keys get suggestions."""
+    parent = config
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if not isinstance(parent, ml_collections.ConfigDict) or part not in parent:
+            known = sorted(flat_keys(config))
+            close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise InputError(f"unknown config key {key!r}{hint}")
+        if depth < len(parts) - 1:
+            parent = parent[part]
+    return parent, parts[-1]
+
+
+def flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    """All dotted keys of a nested ConfigDict."""
+    keys = []
+    for name, value in config.items():
+        keys.append(prefix + name)
+        if isinstance(value, ml_collections.ConfigDict):
+            keys.extend(flat_keys(value, f"{prefix}{name}."))
+    return keys
+
+
+def _parse(text: str, field_type: type, current: Any, key: str) -> Any:
+    def fail(what: str):
+        raise InputError(f"--config.{key}={text}: expected {what}")
+
+    if isinstance(current, ml_collections.ConfigDict):
+        fail("a sub-key (this is a group of settings)")
+    if field_type is bool:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        fail("true or false")
+    if field_type is int:
+        try:
+            return int(text)
+        except ValueError:
+            fail("an integer")
+    if field_type is float:
+        try:
+            return float(text)
+        except ValueError:
+            fail("a number")
+    if field_type is str:
+        return text
+    # Tuples (the rules table) and untyped fields: a Python literal.
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        fail("a Python literal")
+    if field_type in (tuple, list) and not isinstance(value, (tuple, list)):
+        fail("a tuple")
+    return tuple(value) if field_type is tuple else value
+
+
+# -- typed views ------------------------------------------------------------------------------
+
+
+def model_config(config: ml_collections.ConfigDict) -> AlbertConfig:
+    """The AlbertConfig: `model.preset` with every set `model.*` field applied."""
+    overrides = {k: v for k, v in config.model.items() if k != "preset" and v is not None}
+    return AlbertConfig.preset(config.model.preset, **overrides)
+
+
+def data_config(config: ml_collections.ConfigDict) -> PretrainingDataConfig:
+    """The example options of `data.*`, with the top-level sequence length and seed."""
+    fields = {f.name for f in dataclasses.fields(PretrainingDataConfig)}
+    options = {k: v for k, v in config.data.items() if k in fields}
+    return PretrainingDataConfig(max_seq_length=config.seq_length, seed=config.seed, **options)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Value checks that need no devices; mesh and batch checks come with the mesh."""
+    positive = ("global_batch_size", "seq_length", "num_train_steps", "grad_accum_steps",
+                "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+                "keep_checkpoints")
+    for key in positive:
+        if config[key] < 1:
+            raise InputError(f"{key} must be positive, got {config[key]}")
+    for key in ("warmup_steps", "eval_steps"):
+        if config[key] < 0:
+            raise InputError(f"{key} must not be negative, got {config[key]}")
+    if config.optimizer not in ("lamb", "adamw"):
+        raise InputError(f"unknown optimizer {config.optimizer!r}; choose lamb or adamw")
+    if config.learning_rate <= 0:
+        raise InputError(f"learning_rate must be positive, got {config.learning_rate}")
+    model = model_config(config)
+    if config.seq_length > model.max_position_embeddings:
+        raise InputError(f"seq_length {config.seq_length} exceeds the model's "
+                         f"max_position_embeddings {model.max_position_embeddings}")
+    data_config(config)  # its own checks, e.g. max_seq_length >= 5

@@ -1,0 +1,122 @@
+"""Training metrics: analytic FLOPs and MFU, and where metrics go (stdout, JSONL, TensorBoard).
+
+Only process 0 writes; the other processes build a `MetricsWriter` that does nothing, so the
+trainer runs the same code everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from typing import Any
+
+import jax
+from tqdm import tqdm
+
+from albert_jax.model.config import AlbertConfig
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+
+# Dense bf16 peak FLOP/s of one JAX device, by `device.device_kind` (the longest matching
+# prefix wins; JAX versions name some kinds differently, e.g. "TPU v5" or "TPU v5p"). TPU v2/v3
+# show each TensorCore as a device; later TPUs show a chip.
+PEAK_FLOPS = {
+    "TPU v2": 22.5e12,
+    "TPU v3": 61.5e12,
+    "TPU v4": 275e12,
+    "TPU v5 lite": 197e12,
+    "TPU v5e": 197e12,
+    "TPU v5": 459e12,
+    "TPU v5p": 459e12,
+    "TPU v6 lite": 918e12,
+    "TPU v6e": 918e12,
+    "NVIDIA A100": 312e12,
+    "NVIDIA H100": 989e12,
+    "NVIDIA H100 PCIe": 756e12,
+    "NVIDIA H200": 989e12,
+    "NVIDIA B200": 2250e12,
+    "NVIDIA L4": 121e12,
+}
+
+# Shown on stdout (all logged metrics go to the JSONL file and TensorBoard).
+_STDOUT_KEYS = ("loss", "mlm_accuracy", "sop_accuracy", "learning_rate", "examples_per_sec", "mfu")
+
+
+def peak_flops(device_kind: str, override: float | None = None) -> float | None:
+    """Peak FLOP/s per device: `override`, else the table entry for `device_kind`, else None."""
+    if override:
+        return override
+    matches = [kind for kind in PEAK_FLOPS if device_kind.startswith(kind)]
+    return PEAK_FLOPS[max(matches, key=len)] if matches else None
+
+
+def train_flops_per_example(config: AlbertConfig, seq_length: int, num_predictions: int) -> float:
+    """Matmul FLOPs of one example's forward and backward pass (3x the forward).
+
+    Every layer application counts, shared parameters or not (sharing saves memory, not
+    compute): num_hidden_layers groups applied, each of inner_group_num layers. The MLM head
+    runs only at the `num_predictions` masked slots.
+    Rematerialisation is not counted (it is overhead, not model FLOPs).
+    """
+    S, E, H, I = seq_length, config.embedding_size, config.hidden_size, config.intermediate_size
+    layer = 2 * S * 4 * H * H + 2 * 2 * S * S * H + 2 * 2 * S * H * I  # q,k,v,o; scores, mix; ffn
+    forward = (2 * S * E * H  # embedding projection E -> H
+               + config.num_hidden_layers * config.inner_group_num * layer
+               + 2 * H * H + 2 * H * config.num_labels  # pooler, SOP classifier
+               + num_predictions * (2 * H * E + 2 * E * config.vocab_size))  # MLM transform, decoder
+    return 3.0 * forward
+
+
+class MetricsWriter:
+    """One line per logged step to stdout, `WORKDIR/metrics.jsonl` (appended to on resume) and
+    TensorBoard event files in `WORKDIR/tensorboard` (tensorboardX: no TensorFlow needed),
+    plus a progress bar on stderr."""
+
+    def __init__(self, workdir: str, *, total_steps: int, start_step: int):
+        self.enabled = jax.process_index() == 0
+        if not self.enabled:
+            return
+        from tensorboardX import SummaryWriter
+
+        self.jsonl = open(os.path.join(workdir, METRICS_FILE), "a")
+        self.tensorboard = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
+        self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
+                        file=sys.stderr, mininterval=1.0)
+
+    def advance(self, steps: int = 1) -> None:
+        if self.enabled:
+            self.bar.update(steps)
+
+    def write(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        metrics = {k: float(v) for k, v in metrics.items()}
+        self.jsonl.write(json.dumps({"step": step, **metrics}) + "\n")
+        self.jsonl.flush()
+        for name, value in metrics.items():
+            if math.isfinite(value):
+                self.tensorboard.add_scalar(name, value, step)
+        self.tensorboard.flush()
+        shown = [f"{k.removeprefix('eval_')} {_fmt(metrics[k])}" for k in _shown_keys(metrics)]
+        prefix = "eval " if any(k.startswith("eval_") for k in metrics) else ""
+        self.bar.write(f"{prefix}step {step}: " + ", ".join(shown), file=sys.stdout)
+        if "loss" in metrics:
+            self.bar.set_postfix(loss=f"{metrics['loss']:.3f}", refresh=False)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.close()
+            self.jsonl.close()
+            self.tensorboard.close()
+
+
+def _shown_keys(metrics: dict[str, float]) -> list[str]:
+    keys = [k for k in _STDOUT_KEYS if k in metrics]
+    return keys or [k for k in metrics if k.startswith("eval_")]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.3e}"

@@ -1,0 +1,46 @@
+"""A tiny ALBERT pretrained on the built-in corpus: the embedded default, minutes on a laptop CPU.
+
+    albert-jax pretrain                       # the same as:
+    albert-jax pretrain --config configs/pretrain/tiny.py --workdir albert_jax_workdirs/tiny
+
+The first run trains a 256-piece SentencePiece tokenizer on the built-in corpus (prose from
+Python's own documentation) and prepares its documents; both are cached (~/.cache/albert_jax)
+and reused. Everything else is the real recipe at toy scale: ALBERT's parameter-shared encoder,
+SOP pairs and n-gram whole-word masking as in the original, LAMB with warmup and linear decay.
+
+On a 2-core CPU the run takes about 6 minutes and ends with held-out MLM accuracy about 0.22
+(chance is 1/256; always predicting the most frequent piece scores about 0.06).
+
+The vocabulary is small on purpose: the corpus is under 2M characters, and 3000 steps of a 100k-
+parameter model learn short pieces far faster than 30k-piece words.
+"""
+
+from albert_jax.train.config import default_config
+
+
+def get_config():
+    config = default_config()
+    config.model.preset = "tiny"  # vocab 256, 4 heads; widened below
+    config.model.embedding_size = 64
+    config.model.hidden_size = 64
+    config.model.intermediate_size = 256
+    config.model.num_hidden_layers = 4  # four applications of one shared layer
+    config.model.max_position_embeddings = 128
+    config.model.hidden_dropout_prob = 0.0
+    config.model.attention_probs_dropout_prob = 0.0
+
+    config.data.source = "builtin"
+    config.seq_length = 64
+    config.global_batch_size = 32
+    config.num_train_steps = 3000
+
+    config.optimizer = "lamb"
+    config.learning_rate = 0.01
+    config.warmup_steps = 100
+
+    config.log_every_steps = 250
+    config.eval_every_steps = 500
+    config.eval_steps = 8
+    config.checkpoint_every_steps = 1000
+    config.keep_checkpoints = 2
+    return config

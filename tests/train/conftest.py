@@ -1,0 +1,59 @@
+"""Shared pieces of the trainer tests: the tiny config, and running the CLI in subprocesses."""
+
+import subprocess
+import sys
+
+import pytest
+
+from albert_jax.train import config as config_lib
+from tests.train.helpers import TINY_CONFIG, cli_env
+
+
+@pytest.fixture
+def tiny_config():
+    """The tiny config with overrides: tiny_config("--config.k=v", ...)."""
+    return lambda *overrides: config_lib.load_config(TINY_CONFIG, list(overrides))
+
+
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory):
+    """A persistent XLA compilation cache shared by the subprocesses of one test session:
+    runs of the same program (a run and its resumption) compile once."""
+    return str(tmp_path_factory.mktemp("xla_cache"))
+
+
+@pytest.fixture
+def run_cli(compile_cache):
+    """Runs `albert-jax ARGS...` in a subprocess with `devices` simulated CPU devices."""
+
+    def run(*args, devices=1, check=True, **popen):
+        env = cli_env(devices, compile_cache)
+        command = [sys.executable, "-m", "albert_jax.cli", *map(str, args)]
+        if popen:
+            return subprocess.Popen(command, env=env, **popen)
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"albert-jax {' '.join(map(str, args))} failed "
+                                 f"({result.returncode}):\n{result.stderr[-3000:]}")
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def prepared_corpus(tmp_path_factory):
+    """(tokenizer .model, prepared dataset dir): 300 built-in documents, a 256-piece tokenizer
+    (the tiny model's vocabulary), prepared as `albert-jax data prepare` would."""
+    import itertools
+
+    from albert_jax.data.corpus import BuiltinCorpus, TextFiles
+    from albert_jax.data.prepare import prepare
+    from albert_jax.data.tokenizer import Tokenizer
+
+    root = tmp_path_factory.mktemp("corpus")
+    text = root / "corpus.txt"
+    documents = itertools.islice(BuiltinCorpus(), 300)
+    text.write_text("\n\n".join("\n".join(sentences) for sentences in documents) + "\n")
+    tokenizer = Tokenizer.train([text], 256, output_prefix=root / "tokenizer")
+    prepare(TextFiles([text]), tokenizer, root / "prepared", num_workers=0, progress=False)
+    return root / "tokenizer.model", root / "prepared"

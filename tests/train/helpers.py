@@ -1,0 +1,45 @@
+"""Helpers of the trainer tests, shared by the test modules and the subprocess workers."""
+
+import json
+import os
+import socket
+from pathlib import Path
+
+TINY_CONFIG = str(Path(__file__).with_name("tiny_config.py"))
+
+
+def cli_env(devices: int, compile_cache: str) -> dict[str, str]:
+    """Environment of a subprocess with `devices` simulated CPU devices and the shared cache."""
+    env = dict(os.environ)
+    env.update({
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_COMPILATION_CACHE_DIR": compile_cache,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    })
+    return env
+
+
+def losses(workdir) -> dict[int, float]:
+    """Training loss per step from WORKDIR/metrics.jsonl; a step logged again (after a resume)
+    keeps its last value."""
+    out = {}
+    with open(Path(workdir) / "metrics.jsonl") as f:
+        for line in f:
+            record = json.loads(line)
+            if "loss" in record:
+                out[record["step"]] = record["loss"]
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def snapshot(directory) -> dict[str, bytes]:
+    """Every file under `directory` with its contents, to show that nothing changed."""
+    root = Path(directory)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -1,0 +1,101 @@
+"""Metrics: the analytic FLOP count, the peak table, and the files a run writes (JSONL,
+TensorBoard events without TensorFlow, the plot)."""
+
+import json
+import math
+import struct
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from albert_jax.model import AlbertConfig, AlbertForPreTraining
+from albert_jax.train import loop, metrics, plot
+from albert_jax.train.state import ModelParts
+
+REQUIRED = {"loss", "mlm_loss", "mlm_accuracy", "sop_loss", "sop_accuracy", "learning_rate",
+            "grad_norm", "param_norm", "step_time", "examples_per_sec", "tokens_per_sec",
+            "tflops_per_device"}
+
+
+def matmul_flops(jaxpr) -> int:
+    """2*M*N*K over every dot_general of a jaxpr, loop bodies counted once per iteration."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (_, rhs_contract), (_, rhs_batch) = eqn.params["dimension_numbers"]
+            lhs, rhs = (v.aval.shape for v in eqn.invars)
+            rhs_free = [d for i, d in enumerate(rhs) if i not in rhs_contract and i not in rhs_batch]
+            total += 2 * math.prod(lhs) * math.prod(rhs_free)
+        repeat = eqn.params.get("length", 1) if eqn.primitive.name == "scan" else 1
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else [param]:
+                if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                    total += repeat * matmul_flops(sub.jaxpr)
+                elif isinstance(sub, jax.extend.core.Jaxpr):
+                    total += repeat * matmul_flops(sub)
+    return total
+
+
+@pytest.mark.parametrize("layers, groups, inner", [(2, 1, 1), (6, 1, 1), (4, 2, 2)])
+def test_flops_count_every_layer_application(layers, groups, inner):
+    config = AlbertConfig.preset("tiny", num_hidden_layers=layers, num_hidden_groups=groups,
+                                 inner_group_num=inner, embedding_size=24)
+    parts = ModelParts.create(config)
+    batch, length, predictions = 3, 16, 5
+    ids, positions = jnp.zeros((batch, length), jnp.int32), jnp.zeros((batch, predictions), jnp.int32)
+    forward = lambda params: parts.merge(params, train=False)(ids, masked_lm_positions=positions)  # noqa: E731
+    traced = jax.make_jaxpr(forward)(parts.abstract_params())
+    expected = matmul_flops(traced.jaxpr)
+    assert metrics.train_flops_per_example(config, length, predictions) * batch == 3 * expected
+
+
+@pytest.mark.parametrize("kind, peak", [("TPU v5 lite", 197e12), ("TPU v5e", 197e12), ("TPU v5p", 459e12),
+                                        ("TPU v4", 275e12), ("NVIDIA H100 80GB HBM3", 989e12),
+                                        ("NVIDIA H100 PCIe", 756e12), ("cpu", None)])
+def test_peak_flops_by_device_kind(kind, peak):
+    assert metrics.peak_flops(kind) == peak
+    assert metrics.peak_flops(kind, override=1e12) == 1e12
+
+
+def tensorboard_tags(directory) -> set[str]:
+    """Scalar tags in TensorBoard event files (TFRecord framing of Event protos)."""
+    from tensorboardX.proto import event_pb2
+
+    tags = set()
+    for path in directory.iterdir():
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset:offset + 8])
+            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+            tags.update(value.tag for value in event.summary.value)
+            offset += 12 + length + 4
+    return tags
+
+
+def test_run_writes_metrics_tensorboard_plot_and_a_loadable_model(tiny_config, tmp_path):
+    config = tiny_config("--config.num_train_steps=4", "--config.log_every_steps=2",
+                         "--config.eval_every_steps=2", "--config.eval_steps=1",
+                         "--config.peak_flops_per_device=1e12")
+    state = loop.train(config, str(tmp_path))
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if "loss" in r]
+    evals = [r for r in records if "eval_loss" in r]
+    assert [r["step"] for r in train] == [2, 4] and [r["step"] for r in evals] == [2, 4]
+    for record in train:
+        assert REQUIRED | {"mfu"} <= set(record)
+        assert np.isclose(record["mfu"], record["tflops_per_device"])  # peak 1 TFLOP/s
+    assert {"eval_loss", "eval_mlm_accuracy", "eval_sop_accuracy"} <= set(evals[0])
+    assert REQUIRED | {"eval_loss"} <= tensorboard_tags(tmp_path / "tensorboard")
+
+    png = plot.plot(str(tmp_path))
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+    # The workdir is a checkpoint `from_pretrained` reads: the newest step's parameters.
+    model = AlbertForPreTraining.from_pretrained(tmp_path)
+    jax.tree.map(np.testing.assert_array_equal, nnx.to_pure_dict(nnx.state(model, nnx.Param)),
+                 jax.device_get(state.params))

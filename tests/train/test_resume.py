@@ -1,0 +1,62 @@
+"""Resuming: after SIGKILL, a rerun continues from the last checkpoint with exactly the losses
+of an uninterrupted run; SIGTERM saves and stops cleanly. Both on the real data pipeline."""
+
+import signal
+import subprocess
+
+import pytest
+
+from tests.train.helpers import TINY_CONFIG, losses
+
+STEPS = 60
+
+
+@pytest.fixture
+def corpus_args(prepared_corpus):
+    tokenizer, dataset = prepared_corpus
+    return [f"--config.data.source={dataset}", f"--config.data.tokenizer={tokenizer}",
+            f"--config.num_train_steps={STEPS}", "--config.checkpoint_every_steps=7",
+            "--config.eval_every_steps=20", "--config.eval_steps=1"]
+
+
+def checkpoint_steps(workdir):
+    return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def start_and_stop_at(run_cli, workdir, args, step, sig):
+    """Starts a run and sends `sig` once it has logged `step`; returns its exit code."""
+    process = run_cli("pretrain", "--config", TINY_CONFIG, "--workdir", workdir, *args,
+                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in process.stdout:
+        if line.startswith(f"step {step}:"):
+            process.send_signal(sig)
+            break
+    process.stdout.read()
+    return process.wait(timeout=300)
+
+
+def test_sigkill_then_rerun_continues_exactly(run_cli, tmp_path, corpus_args):
+    run_cli("pretrain", "--config", TINY_CONFIG, "--workdir", tmp_path / "whole", *corpus_args)
+    expected = losses(tmp_path / "whole")
+
+    killed = tmp_path / "killed"
+    assert start_and_stop_at(run_cli, killed, corpus_args, 30, signal.SIGKILL) == -signal.SIGKILL
+    saved = checkpoint_steps(killed)
+    assert saved and saved[-1] < STEPS, "the kill should land before the end of the run"
+
+    rerun = run_cli("pretrain", "--config", TINY_CONFIG, "--workdir", killed, *corpus_args)
+    assert f"resuming from {killed / 'checkpoints'}/{saved[-1]}" in rerun.stderr
+    resumed = losses(killed)
+    assert sorted(resumed) == list(range(1, STEPS + 1))
+    for step in range(saved[-1] + 1, STEPS + 1):
+        assert resumed[step] == expected[step], f"step {step}"
+
+
+def test_sigterm_saves_at_the_current_step_and_exits_cleanly(run_cli, tmp_path, corpus_args):
+    workdir = tmp_path / "preempted"
+    assert start_and_stop_at(run_cli, workdir, corpus_args, 10, signal.SIGTERM) == 0
+    stopped_at = checkpoint_steps(workdir)[-1]
+    assert 10 <= stopped_at < STEPS
+    assert stopped_at == max(losses(workdir)), "the checkpoint should be of the last step run"
+    run_cli("pretrain", "--config", TINY_CONFIG, "--workdir", workdir, *corpus_args)
+    assert checkpoint_steps(workdir)[-1] == STEPS
