@@ -17,8 +17,8 @@ Unknown keys are an error. The keys and their meaning: albert_jax/train/config.p
 def register(subparsers: argparse._SubParsersAction) -> None:
     pretrain = subparsers.add_parser(
         "pretrain", help="pretrain ALBERT (MLM + SOP) from a config",
-        description="Pretrain ALBERT. Rerunning the same command resumes from the newest "
-                    "checkpoint in the workdir. Run the same command on every host of a pod.",
+        description="Pretrain ALBERT (MLM + SOP). Rerunning the same command resumes from the\n"
+                    "newest checkpoint in the workdir. On a pod, run it on every host.",
         epilog=_OVERRIDES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     pretrain.add_argument(
         "--config", metavar="FILE[:ARG]",
@@ -29,14 +29,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="where checkpoints, metrics and TensorBoard files go "
              "(default: albert_jax_workdirs/<config name> in the current directory)")
     multihost = pretrain.add_argument_group(
-        "multi-process", "Only needed where JAX cannot detect the cluster itself (TPU pods and "
-        "SLURM are detected); the JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID "
-        "environment variables work too.")
+        "multi-process", "Only needed where JAX cannot detect the cluster itself (it detects TPU\n"
+        "pods and SLURM). JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID work too.")
     multihost.add_argument("--coordinator-address", metavar="HOST:PORT",
                            help="address of process 0's coordination service")
     multihost.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
     multihost.add_argument("--process-id", type=int, metavar="I", help="this process's index")
     pretrain.set_defaults(run=_pretrain, accepts_overrides=True)
+
+    compile_ = subparsers.add_parser(
+        "compile", help="compile a config's train step ahead of time for a TPU slice",
+        description="Compile the real train step of a config for a TPU slice on this machine (no TPU "
+                    "needed; libtpu is: pip install 'albert_jax[tpu]') and report per chip the memory "
+                    "for parameters, optimizer state, activations and temporaries against HBM, the "
+                    "FLOPs per step, and the compiler's estimated step time and MFU. Exits 2 when the "
+                    "config does not fit.",
+        epilog=_OVERRIDES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    compile_.add_argument("--config", metavar="FILE[:ARG]", required=True,
+                          help="config file and its argument, e.g. configs/pretrain/base.py:v2")
+    compile_.add_argument("--topology", metavar="NAME", required=True,
+                          help="TPU slice: v4:2x2x2, v5e:4x4, v5p:4x4x4, v6e:8x8, ...")
+    compile_.set_defaults(run=_compile, accepts_overrides=True)
 
     plot = subparsers.add_parser(
         "plot", help="plot a workdir's loss, accuracy and throughput curves to a PNG",
@@ -65,6 +78,16 @@ def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
     workdir = args.workdir or default_workdir(args.config)
     print(f"albert-jax pretrain: workdir {workdir}", flush=True)
     loop.train(config, workdir)
+    return 0
+
+
+def _compile(args: argparse.Namespace, overrides: list[str]) -> int:
+    # Compile on this machine's CPU for the described TPUs; never try to open a local TPU.
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    from albert_jax.train import aot
+
+    config = config_lib.load_config(args.config, overrides)
+    print(aot.compile_for_topology(config, args.topology).format())
     return 0
 
 

@@ -91,7 +91,7 @@ def default_config() -> ml_collections.ConfigDict:
 
     # data x fsdp x tensor devices within a slice (-1: the remaining devices), and the number of
     # slices the data axis also spans over the slower network between slices (-1: all).
-    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, dcn_data=-1))
+    c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1, "dcn_data": -1})
     c.rules = DEFAULT_RULES
 
     # `preset` names an `AlbertConfig.preset`; every other key overrides one of its fields.

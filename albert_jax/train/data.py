@@ -97,7 +97,7 @@ class _SyntheticBatch:
     def _example(self, index: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, self.stream, index])
         S, P = self.seq_length, self.num_predictions
-        length = int(rng.integers(S // 2, S + 1))  # the rest is padding
+        length = int(rng.integers(max(S // 2, 4), S + 1))  # the rest is padding
         split = int(rng.integers(2, length - 1))  # [CLS] A [SEP] B [SEP]
         tokens = rng.integers(_FIRST_WORD, self.vocab_size, S, dtype=np.int32)
         tokens[[0, split, length - 1]] = (_CLS, _SEP, _SEP)

@@ -16,7 +16,6 @@ import os
 import signal
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import ml_collections
@@ -82,6 +81,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     else:
         state = program.init()
     start_step = int(jax.device_get(state.step))
+    if start_step >= config.num_train_steps:
+        _info(f"already trained to step {start_step} (num_train_steps {config.num_train_steps})")
+        checkpoints.close()
+        train_data.close()
+        return state
 
     # -- Compile ahead of time, so that step times never include compilation ---------------------
     compile_start = time.perf_counter()

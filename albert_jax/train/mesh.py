@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 from jax.experimental import mesh_utils
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AxisType, Mesh, NamedSharding
 
 from albert_jax.errors import InputError
 from albert_jax.model.sharding import Rule, logical_to_mesh

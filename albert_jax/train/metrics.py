@@ -81,7 +81,7 @@ class MetricsWriter:
             return
         from tensorboardX import SummaryWriter
 
-        self.jsonl = open(os.path.join(workdir, METRICS_FILE), "a")
+        self.jsonl = open(os.path.join(workdir, METRICS_FILE), "a")  # noqa: SIM115 (open for the run)
         self.tensorboard = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
                         file=sys.stderr, mininterval=1.0)

@@ -90,10 +90,14 @@ def state_shardings(abstract_state: TrainState, params_sharding: Params, mesh: M
     return TrainState(step=replicated, params=params_sharding, opt_state=opt_sharding)
 
 
+def fresh_state(params: Params, optimizer: optax.GradientTransformation) -> TrainState:
+    """Step 0: the given parameters and a new optimizer state."""
+    return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+
+
 def abstract_train_state(parts: ModelParts, optimizer: optax.GradientTransformation) -> TrainState:
     """Shapes and dtypes of the state, computed without allocating anything."""
-    params = parts.abstract_params()
-    return jax.eval_shape(lambda p: TrainState(jnp.zeros((), jnp.int32), p, optimizer.init(p)), params)
+    return jax.eval_shape(lambda p: fresh_state(p, optimizer), parts.abstract_params())
 
 
 def with_shardings(abstract: Any, shardings: Any) -> Any:
@@ -106,18 +110,12 @@ def make_init_fn(parts: ModelParts, optimizer: optax.GradientTransformation, see
                  shardings: TrainState) -> Callable[[], TrainState]:
     """A jitted function creating the state directly in its shardings (no host copy)."""
 
-    def init() -> TrainState:
-        params = init_params(parts.config, seed)
-        return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
-
-    return jax.jit(init, out_shardings=shardings)
+    return jax.jit(lambda: fresh_state(init_params(parts.config, seed), optimizer),
+                   out_shardings=shardings)
 
 
 def make_state_from_params(optimizer: optax.GradientTransformation,
                            shardings: TrainState) -> Callable[[Params], TrainState]:
     """A jitted function wrapping given (e.g. pretrained) parameters into a step-0 state."""
-
-    def wrap(params: Params) -> TrainState:
-        return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
-
-    return jax.jit(wrap, in_shardings=(shardings.params,), out_shardings=shardings)
+    return jax.jit(lambda params: fresh_state(params, optimizer), in_shardings=(shardings.params,),
+                   out_shardings=shardings)

@@ -1,6 +1,8 @@
 """ALBERT-xxlarge pretraining with the paper's recipe; v1 or v2 by the argument.
 
-223M parameters (12 applications of one shared layer, H=4096, 64 heads). Activations dominate memory: the config shards parameters and optimizer state over fsdp=4 and rematerialises the layer body.
+223M parameters (12 applications of one shared layer, H=4096, 64 heads). The config shards
+parameters and optimizer state over fsdp=4 and rematerialises the layer body (keeping only the
+matmul outputs) to leave room for the activations of a 4096 x 512 batch.
 
 Run the same command on every host of a TPU pod slice (scripts/launch_tpu_pod.sh does that):
 

@@ -15,7 +15,7 @@ from albert_jax.train import config as config_lib
 from albert_jax.train import loop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import TINY_CONFIG, losses  # noqa: E402
+from helpers import TINY_CONFIG, losses
 
 # Parameters whose shards the test checks, by path in the parameter dict.
 PROBES = {

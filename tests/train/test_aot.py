@@ -36,3 +36,12 @@ def test_a_config_that_does_not_fit_fails_clearly():
 def test_unknown_topology_is_named():
     with pytest.raises(InputError, match="unknown TPU topology 'v9z:3x3'"):
         aot.topology_devices("v9z:3x3")
+
+
+def test_compile_command_prints_the_report(capsys):
+    from albert_jax.cli import main
+
+    assert main(["compile", "--config", TINY, "--topology", "v5e:2x2", "--config.seq_length=16"]) == 0
+    out = capsys.readouterr().out
+    assert "topology v5e:2x2: 4 x TPU v5 lite" in out and "activations and temps" in out
+    assert main(["compile", "--config", TINY, "--topology", "v5e:2x2", "--config.nonsense=1"]) == 2

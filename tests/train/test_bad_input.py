@@ -5,21 +5,6 @@ import pytest
 from tests.train.helpers import TINY_CONFIG, snapshot
 
 
-@pytest.fixture(scope="module")
-def trained_workdir(tmp_path_factory, compile_cache):
-    """A workdir holding a finished 2-step run of the tiny config."""
-    import subprocess
-    import sys
-
-    from tests.train.helpers import cli_env
-
-    workdir = tmp_path_factory.mktemp("trained")
-    subprocess.run([sys.executable, "-m", "albert_jax.cli", "pretrain", "--config", TINY_CONFIG,
-                    "--workdir", str(workdir), "--config.num_train_steps=2"],
-                   env=cli_env(1, compile_cache), check=True, capture_output=True)
-    return workdir
-
-
 def fails_cleanly(result, message):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr

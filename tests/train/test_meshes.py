@@ -30,7 +30,7 @@ def results(tmp_path_factory, compile_cache):
     root = tmp_path_factory.mktemp("meshes")
     worker = Path(__file__).with_name("mesh_worker.py")
     done = subprocess.run([sys.executable, str(worker), str(root)], env=cli_env(8, compile_cache),
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-5000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -46,7 +46,7 @@ def test_flops_count_every_layer_application(layers, groups, inner):
     parts = ModelParts.create(config)
     batch, length, predictions = 3, 16, 5
     ids, positions = jnp.zeros((batch, length), jnp.int32), jnp.zeros((batch, predictions), jnp.int32)
-    forward = lambda params: parts.merge(params, train=False)(ids, masked_lm_positions=positions)  # noqa: E731
+    forward = lambda params: parts.merge(params, train=False)(ids, masked_lm_positions=positions)
     traced = jax.make_jaxpr(forward)(parts.abstract_params())
     expected = matmul_flops(traced.jaxpr)
     assert metrics.train_flops_per_example(config, length, predictions) * batch == 3 * expected

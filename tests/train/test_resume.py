@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.train.helpers import TINY_CONFIG, losses
+from tests.train.helpers import TINY_CONFIG, losses, snapshot
 
 STEPS = 60
 
@@ -60,3 +60,11 @@ def test_sigterm_saves_at_the_current_step_and_exits_cleanly(run_cli, tmp_path, 
     assert stopped_at == max(losses(workdir)), "the checkpoint should be of the last step run"
     run_cli("pretrain", "--config", TINY_CONFIG, "--workdir", workdir, *corpus_args)
     assert checkpoint_steps(workdir)[-1] == STEPS
+
+
+def test_rerunning_a_finished_run_changes_nothing(run_cli, trained_workdir):
+    before = snapshot(trained_workdir)
+    result = run_cli("pretrain", "--config", TINY_CONFIG, "--workdir", trained_workdir,
+                     "--config.num_train_steps=2")
+    assert "already trained to step 2" in result.stderr
+    assert snapshot(trained_workdir) == before
