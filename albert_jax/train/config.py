@@ -115,6 +115,18 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
+def paper_config(size: str, version: str) -> ml_collections.ConfigDict:
+    """The paper's recipe (the defaults above) for an ALBERT size, in bfloat16 compute with
+    float32 parameters and optimizer state; what configs/pretrain/<size>.py returns."""
+    if version not in ("v1", "v2"):
+        raise InputError(f"{size}.py takes v1 or v2 (e.g. --config configs/pretrain/{size}.py:v2), "
+                         f"got {version!r}")
+    config = default_config()
+    config.model.preset = f"{size}-{version}"
+    config.model.dtype = "bfloat16"
+    return config
+
+
 # -- loading ----------------------------------------------------------------------------------
 
 

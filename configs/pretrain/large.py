@@ -22,16 +22,8 @@ Fine-tuned after this recipe, the original v1 ALBERT-large reached on dev sets
 SQuAD1.1 90.6/83.9 (F1/EM), MNLI 83.5, SST-2 91.7, RACE 68.5 (google-research/albert README, v1 table).
 """
 
-from albert_jax.errors import InputError
-from albert_jax.train.config import default_config
+from albert_jax.train.config import paper_config
 
 
 def get_config(version: str = "v2"):
-    if version not in ("v1", "v2"):
-        raise InputError(f"large.py takes v1 or v2 (e.g. --config configs/pretrain/large.py:v2), "
-                         f"got {version!r}")
-    config = default_config()
-    config.model.preset = f"large-{version}"
-    # bfloat16 compute with float32 parameters and optimizer state.
-    config.model.dtype = "bfloat16"
-    return config
+    return paper_config("large", version)

@@ -24,18 +24,11 @@ Fine-tuned after this recipe, the original v1 ALBERT-xxlarge reached on dev sets
 SQuAD1.1 94.8/89.3 (F1/EM), MNLI 90.8, SST-2 96.9, RACE 86.5 (google-research/albert README, v1 table).
 """
 
-from albert_jax.errors import InputError
-from albert_jax.train.config import default_config
+from albert_jax.train.config import paper_config
 
 
 def get_config(version: str = "v2"):
-    if version not in ("v1", "v2"):
-        raise InputError(f"xxlarge.py takes v1 or v2 (e.g. --config configs/pretrain/xxlarge.py:v2), "
-                         f"got {version!r}")
-    config = default_config()
-    config.model.preset = f"xxlarge-{version}"
-    # bfloat16 compute with float32 parameters and optimizer state.
-    config.model.dtype = "bfloat16"
+    config = paper_config("xxlarge", version)
     config.model.remat_policy = "dots"
     config.mesh.fsdp = 4
     return config
