@@ -14,19 +14,9 @@ import numpy as np
 
 from albert_jax.data.pipeline import make_pretraining_iterator
 from albert_jax.data.prepare import TRAIN_SPLIT, load_documents
-from albert_jax.data.pretraining import PretrainingDataConfig, Vocab
+from albert_jax.data.pretraining import BATCH_FIELDS, PretrainingDataConfig, Vocab
 from albert_jax.data.tokenizer import Tokenizer
 from albert_jax.errors import InputError
-
-BATCH_FIELDS = (
-    "input_ids",
-    "attention_mask",
-    "token_type_ids",
-    "masked_lm_positions",
-    "masked_lm_ids",
-    "masked_lm_weights",
-    "sentence_order_label",
-)
 
 LEGEND = (
     "Masked positions read {seen→target}: `seen` is what the model reads there ([MASK], a "

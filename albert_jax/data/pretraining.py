@@ -400,6 +400,18 @@ def layout_pair(pair: SentencePair, vocab: Vocab) -> tuple[np.ndarray, np.ndarra
     return tokens, maskable
 
 
+# The fields of a pretraining batch, in the order they are documented and printed.
+BATCH_FIELDS = (
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "masked_lm_positions",
+    "masked_lm_ids",
+    "masked_lm_weights",
+    "sentence_order_label",
+)
+
+
 def make_example(
     pair: SentencePair, masked: MaskedLm, config: PretrainingDataConfig, vocab: Vocab
 ) -> dict[str, np.ndarray]:

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from albert_jax.cli import main
-from albert_jax.data.inspect import BATCH_FIELDS
 from albert_jax.data.pipeline import make_pretraining_iterator
 from albert_jax.data.prepare import load_documents
 from albert_jax.data.pretraining import PretrainingDataConfig, Vocab
+
+# The batch fields the issue specifies, in order.
+BATCH_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "masked_lm_positions", "masked_lm_ids",
+                "masked_lm_weights", "sentence_order_label")
 
 
 def inspect(capsys, prepared_dir, tokenizer, *options: str) -> tuple[int, str, str]:
