@@ -1,0 +1,1 @@
+"""Fine-tuning tasks: readers, features, losses, metrics and post-processing, one module per task."""
