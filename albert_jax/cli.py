@@ -13,6 +13,7 @@ from albert_jax.errors import InputError
 _COMMAND_MODULES = (
     "albert_jax.data.cli",
     "albert_jax.train.cli",
+    "albert_jax.tasks.cli",
 )
 
 

@@ -115,9 +115,7 @@ def entity_scores(
         raise InputError("no sequences to evaluate")
     for index, (label_tags, predicted_tags) in enumerate(zip(labels, predictions)):
         if len(label_tags) != len(predicted_tags):
-            raise InputError(
-                f"sequence {index}: {len(label_tags)} label tags but {len(predicted_tags)} predicted tags"
-            )
+            raise InputError(f"sequence {index}: {len(label_tags)} label tags but {len(predicted_tags)} predicted tags")
         for name, tags in (("label", label_tags), ("predicted", predicted_tags)):
             for position, tag in enumerate(tags):
                 if not _is_iob_tag(tag):
