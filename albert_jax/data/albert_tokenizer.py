@@ -70,6 +70,8 @@ class AlbertTokenizer:
         model_max_length: int = DEFAULT_MODEL_MAX_LENGTH,
         split_special_tokens: bool = False,
     ) -> None:
+        """Wraps a pretraining `Tokenizer` (its preprocessing options included); most callers
+        want `from_pretrained`."""
         self.tokenizer = tokenizer
         self.model_max_length = model_max_length
         self.split_special_tokens = split_special_tokens

@@ -192,7 +192,8 @@ def test_options_from_tokenizer_config_match_transformers(tmp_path, model_file, 
     for key, value in options.items():
         assert getattr(ours.tokenizer, key) is value
     _same(ours(TEXTS), theirs(TEXTS))
-    _same(ours(TEXTS, TEXTS[::-1], truncation=True, max_length=20), theirs(TEXTS, TEXTS[::-1], truncation=True, max_length=20))
+    kwargs = {"truncation": True, "max_length": 20}
+    _same(ours(TEXTS, TEXTS[::-1], **kwargs), theirs(TEXTS, TEXTS[::-1], **kwargs))
 
 
 def test_special_token_names_follow_transformers(ours, theirs):
@@ -412,14 +413,16 @@ def test_unusable_paths_and_configs_are_refused(tmp_path, model_file):
         (lambda t: t("a", return_tensors="pt"), r"return_tensors='pt' is not supported"),
         (lambda t: t(["a", "a b c"], return_tensors="np"), r"needs sequences of one length, these have 3 to \d+"),
         (lambda t: t("a", "b", max_length=2, truncation=True), r"max_length=2 leaves no room .* take 3"),
-        (lambda t: t(["a b c"], truncation="only_second", max_length=3), r"example 0: truncation='only_second' needs a second"),
+        (lambda t: t(["a b c"], truncation="only_second", max_length=3),
+         r"example 0: truncation='only_second' needs a second"),
         (lambda t: t("a", max_length=0), r"max_length must be a positive integer, got 0"),
         (lambda t: t(["a", "b"], ["c"]), r"text_pair must be a list of 2 str"),
         (lambda t: t("a", ["b"]), r"text_pair must be a str too"),
         (lambda t: t([("a", "b", "c")]), r"text\[0\] must be a str or a \(str, str\) pair"),
         (lambda t: t(["a", 3]), r"text\[1\] must be a str or a \(str, str\) pair, got 3"),
         (lambda t: t(["a"], [3]), r"expected a text \(str\), got int 3"),
-        (lambda t: t("a b c", max_length=2), r"truncation='longest_first' cannot fit max_length=2: .* the text has only"),
+        (lambda t: t("a b c", max_length=2),
+         r"truncation='longest_first' cannot fit max_length=2: .* the text has only"),
         (lambda t: t(["a"], padding=True, truncation=True, max_length=30, pad_to_multiple_of=16),
          r"max_length=30 is not a multiple of pad_to_multiple_of=16"),
         (lambda t: t(7), r"text must be a str, a list of str"),
@@ -436,3 +439,24 @@ def test_importing_albert_jax_for_the_tokenizer_does_not_import_jax():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).parents[2])
     assert result.stdout.strip() == "[]"
+
+
+def test_offsets_of_split_digit_comma_pieces(tmp_path):
+    """Pieces that the original's digit-comma rule splits ("▁12," -> "▁12" + ",") get the
+    characters each part stands for."""
+    import sentencepiece as spm
+
+    prefix = tmp_path / "digits"
+    text = "In 1999, there were 9, 12, or 129, items and 31,"
+    spm.SentencePieceTrainer.Train(
+        sentence_iterator=iter([text.lower()] * 20 + ["hello world. the cat sat."] * 20),
+        model_prefix=str(prefix), vocab_size=60, hard_vocab_limit=False, pad_id=0, unk_id=1,
+        bos_id=-1, eos_id=-1, control_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        user_defined_symbols=["9,", "▁12,"], minloglevel=2,
+    )
+    ours = AlbertTokenizer.from_pretrained(f"{prefix}.model")
+    ids, spans = ours.encode_with_offsets(text)
+    assert ids == transformers.AlbertTokenizer(f"{prefix}.model").encode(text, add_special_tokens=False)
+    pieces = ours.convert_ids_to_tokens(ids)
+    assert "▁12," not in pieces and "9," not in pieces  # split, "▁12," even into "▁1" "2" ","
+    assert [text[start:end].lower() for start, end in spans] == [p.lstrip("▁") for p in pieces]
