@@ -48,7 +48,8 @@ class ConllFilesReader(ExampleReader[TaggedExample]):
             raise InputError("a tagging task needs train_file (its tags are the tag set)")
         self.splits = tuple(self.files)
         self.name = "CoNLL-style files"
-        self._labels = tuple(labels) if labels is not None else None
+        self._labels = tuple(map(str, labels)) if labels is not None else None
+        self._tag_source = "the tags of the training file" if labels is None else "the given labels"
         self._train: list[TaggedExample] | None = None
 
     @property
@@ -76,7 +77,7 @@ class ConllFilesReader(ExampleReader[TaggedExample]):
             if tags is not None and known_tags is not None:
                 for line, tag in zip(lines, tags):
                     if tag not in known_tags:
-                        raise InputError(f"{path}:{line}: tag {shown(tag)} does not occur in the training file")
+                        raise InputError(f"{path}:{line}: tag {shown(tag)} is not in {self._tag_source}")
             examples.append(TaggedExample(f"{split}-{n}", words, tags))
         if not examples:
             raise InputError(f"{path}: no sentences")
@@ -88,7 +89,8 @@ class ConllFilesReader(ExampleReader[TaggedExample]):
 class ConllTfdsReader(ExampleReader[TaggedExample]):
     """Sentences from a tfds tagging dataset (default `conll2003`, its `ner` tags), prepared in
     `data_dir` (default: tfds' data dir); tag ids become names through the dataset's feature
-    info. Splits "train", "dev", "test" as tfds names them. TFRecord needs TensorFlow."""
+    info. Splits "train", "dev", "test" as tfds names them. Sentences come in the stored order
+    (tfds hashes it), not the source files'; guid "<split>-<n>". TFRecord needs TensorFlow."""
 
     splits = ("train", "dev", "test")
 
@@ -120,7 +122,9 @@ class ConllTfdsReader(ExampleReader[TaggedExample]):
             tags = tuple(names[int(tag)] for tag in record[self.tags_feature])
             if len(words) != len(tags):
                 raise InputError(f"{self.name} {split} example {n}: {len(words)} words but {len(tags)} tags")
-            examples.append(TaggedExample(f"{split}-{n}", words, tags))
+            # tfds' CoNLL builder also stores an empty sentence when a file ends in a blank line.
+            if words:
+                examples.append(TaggedExample(f"{split}-{len(examples)}", words, tags))
         return examples
 
     def _tag_names(self, builder) -> tuple[str, ...]:

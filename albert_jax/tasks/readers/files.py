@@ -35,7 +35,7 @@ def text_lines(path: PathLike) -> Iterator[str]:
 
 
 def delimited_rows(path: PathLike, *, delimiter: str, quoting: int) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) for each non-blank row of a delimited file (`csv` module quoting)."""
+    """(line number, fields) of each row with some text, from a delimited file as `csv` reads it."""
     reader = csv.reader(text_lines(path), delimiter=delimiter, quoting=quoting)
     while True:
         try:
@@ -44,7 +44,7 @@ def delimited_rows(path: PathLike, *, delimiter: str, quoting: int) -> Iterator[
             return
         except csv.Error as error:
             raise InputError(f"{epath.Path(path)}:{reader.line_num}: {error}") from error
-        if row:
+        if any(field.strip() for field in row):
             yield reader.line_num, row
 
 

@@ -86,6 +86,8 @@ class GlueTask:
 _BINARY = ("0", "1")
 _ENTAILMENT = ("entailment", "not_entailment")
 
+# Fields in order: name, folder, labels, splits, train/dev columns (text_a, text_b, label), test
+# columns, tfds text features, tfds label names; the columns are those of the original processors.
 GLUE_TASKS: dict[str, GlueTask] = {
     task.name: task
     for task in [

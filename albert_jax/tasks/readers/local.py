@@ -67,6 +67,8 @@ class LocalTextReader(ExampleReader[TextExample]):
         for path in self.files.values():
             if path.suffix.lower() not in _FORMATS:
                 raise InputError(f"{str(path)!r}: unknown format; use one of {', '.join(_FORMATS)}")
+        if task_type == "regression" and labels is not None:
+            raise InputError("labels are class names: a regression task has none")
         if task_type == "classification" and labels is None and "train" not in self.files:
             raise InputError("a classification task needs train_file (its labels are the label set)")
         self.splits = tuple(self.files)
@@ -74,7 +76,8 @@ class LocalTextReader(ExampleReader[TextExample]):
         self.task_type = task_type
         self.text_column, self.text_pair_column = text_column, text_pair_column
         self.label_column = label_column
-        self._labels = tuple(labels) if labels is not None else None
+        self._labels = tuple(map(str, labels)) if labels is not None else None
+        self._label_source = "the labels of the training file" if labels is None else "the given labels"
         self._train: list[TextExample] | None = None
 
     @property
@@ -107,8 +110,8 @@ class LocalTextReader(ExampleReader[TextExample]):
                 label = self._label(record[self.label_column], path, line)
                 if known_labels is not None and label not in known_labels:
                     raise InputError(
-                        f"{path}:{line}: label {shown(label)} does not occur in the training file; "
-                        f"the labels are {', '.join(known_labels)}"
+                        f"{path}:{line}: label {shown(label)} is not one of {self._label_source}: "
+                        f"{', '.join(known_labels)}"
                     )
             examples.append(TextExample(f"{split}-{n}", texts[0], texts[1] if len(texts) > 1 else None, label))
         if not examples:

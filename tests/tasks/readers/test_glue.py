@@ -33,7 +33,11 @@ GLUE_FILES = {
         "test.tsv": ["index\tsentence", "0\tBill whistled past the house.", "1\tThe car honked its way."],
     },
     "SST-2": {
-        "train.tsv": ["sentence\tlabel", "hide new secretions from the parental units \t0", 'the greatest "musicians\t1'],
+        "train.tsv": [
+            "sentence\tlabel",
+            "hide new secretions from the parental units \t0",
+            'the greatest "musicians\t1',
+        ],
         "dev.tsv": ["sentence\tlabel", "it 's a charming journey . \t1"],
         "test.tsv": ["index\tsentence", "0\tuneasy mishmash of styles"],
     },
@@ -53,7 +57,10 @@ GLUE_FILES = {
             "402555\t536040\t536041\tHow do I control my emotions?",
             "363362\t79149\t79150\tWhat causes stool color to change?\tWhat makes it black?\t1",
         ],
-        "dev.tsv": ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate", "40066\t1\t2\tWhat is Sanskrit?\tIs it hard?\t0"],
+        "dev.tsv": [
+            "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
+            "40066\t1\t2\tWhat is Sanskrit?\tIs it hard?\t0",
+        ],
         "test.tsv": ["id\tquestion1\tquestion2", "0\tWould the idea be good?\tWhy do we need it?"],
     },
     "STS-B": {
@@ -68,8 +75,10 @@ GLUE_FILES = {
     "MNLI": {  # train has one annotator label before gold_label, dev has five
         "train.tsv": [
             f"{MNLI_HEADER}\tlabel1\tgold_label",
-            f"0\t31193\t31193n\tgovernment\t{P}\tConceptually cream skimming.\tProduct and geography. \tneutral\tneutral",
-            f"1\t101457\t101457e\ttelephone\t{P}\tyou know during the season\tYou lose the things.\tentailment\tentailment",
+            f"0\t31193\t31193n\tgovernment\t{P}\tConceptually cream skimming.\tProduct and geography. "
+            "\tneutral\tneutral",
+            f"1\t101457\t101457e\ttelephone\t{P}\tyou know during the season\tYou lose the things."
+            "\tentailment\tentailment",
             f"2\t134793\t134793c\tfiction\t{P}\tGets you there.\tIt won't.\tcontradiction\tcontradiction",
         ],
         "dev_matched.tsv": [
@@ -121,7 +130,10 @@ EXPECTED = {
         ("train-1", "They drank the pub.", None, "0"),
     ],
     ("cola", "dev"): [("dev-0", "The sailors rode the breeze.", None, "1")],
-    ("cola", "test"): [("test-0", "Bill whistled past the house.", None, None), ("test-1", "The car honked its way.", None, None)],
+    ("cola", "test"): [
+        ("test-0", "Bill whistled past the house.", None, None),
+        ("test-1", "The car honked its way.", None, None),
+    ],
     ("sst2", "train"): [
         ("train-0", "hide new secretions from the parental units ", None, "0"),
         ("train-1", 'the greatest "musicians', None, "1"),
@@ -306,7 +318,8 @@ def test_missing_files_and_folders(tmp_path):
         ("cola", ["gj04\t1\t\tFine.", "gj04\tyes\t\tNot fine."], r"train.tsv:2: label 'yes' is not one of 0, 1"),
         ("stsb", [f"{STSB_HEADER}\tscore", f"0\t{STSB_ROW}\ta\tb\thigh"], r"train.tsv:2: label 'high' is not a number"),
         ("stsb", [f"{STSB_HEADER}\tscore", f"0\t{STSB_ROW}\ta\tb\tnan"], r"train.tsv:2: label 'nan' is not a number"),
-        ("mnli", [MNLI_HEADER, "0\t1\t1n\tslate\tp\tp"], r"train.tsv:2: 6 tab-separated fields; GLUE mnli rows have at least 10"),
+        ("mnli", [MNLI_HEADER, "0\t1\t1n\tslate\tp\tp"],
+         r"train.tsv:2: 6 tab-separated fields; GLUE mnli rows have at least 10"),
         ("sst2", ["sentence\tlabel"], r"train.tsv: no examples"),
         ("sst2", [], r"train.tsv: no examples"),
     ],
