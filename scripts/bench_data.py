@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from albert_jax.data.corpus import BuiltinCorpus, sentences
+from albert_jax.data.documents import load_documents
 from albert_jax.data.pipeline import make_pretraining_iterator
-from albert_jax.data.prepare import load_documents, prepare
+from albert_jax.data.prepare import prepare
 from albert_jax.data.pretraining import PretrainingDataConfig, Vocab, document_examples
 from albert_jax.data.tokenizer import Tokenizer
 

@@ -12,9 +12,9 @@ import json
 
 import numpy as np
 
+from albert_jax.data.documents import TRAIN_SPLIT, load_documents
 from albert_jax.data.pipeline import make_pretraining_iterator
-from albert_jax.data.prepare import TRAIN_SPLIT, load_documents
-from albert_jax.data.pretraining import BATCH_FIELDS, PretrainingDataConfig, Vocab
+from albert_jax.data.pretraining import PretrainingDataConfig, Vocab, example_shapes
 from albert_jax.data.tokenizer import Tokenizer
 from albert_jax.errors import InputError
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     for index in range(args.num_examples):
         example = {key: value[0] for key, value in next(examples).items()}
         if args.json:
-            print(json.dumps({key: example[key].tolist() for key in BATCH_FIELDS}))
+            print(json.dumps({key: example[key].tolist() for key in example_shapes(config)}))
         else:
             print(f"\n{describe(example, index)}\n{render(example, tokenizer)}")
     return 0

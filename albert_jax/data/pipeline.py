@@ -34,6 +34,8 @@ from albert_jax.errors import InputError
 
 Document = Mapping[str, np.ndarray]
 
+_WORKER_FLAG = "grain_enable_multiprocess_worker_profiling"
+
 
 class _WithPass:
     """(position in the repeated order, document index) -> (pass, document index)."""
@@ -143,10 +145,11 @@ def make_pretraining_iterator(
         examples = grain.experimental.WindowShuffleIterDataset(examples, window_size=shuffle_window, seed=config.seed)
     batches = examples.batch(batch_size, drop_remainder=True)
     if worker_count > 0:
-        # grain 0.2.18 reads an absl flag when starting workers and fails unless flags were
-        # parsed, which they are not outside `absl.app` (google/grain#1355): take defaults.
-        if not flags.FLAGS.is_parsed():
-            flags.FLAGS.mark_as_parsed()
+        # grain 0.2.18 reads one of its absl flags when starting workers and fails unless flags
+        # were parsed, which they are not outside `absl.app` (google/grain#1355). Marking just
+        # that flag as given (at its default) leaves every other flag, and the caller's own
+        # parsing, alone; grain does the same for the flags it hands to its workers.
+        flags.FLAGS[_WORKER_FLAG].present = True
         batches = batches.mp_prefetch(
             grain.MultiprocessingOptions(num_workers=worker_count, per_worker_buffer_size=max(prefetch, 1))
         )

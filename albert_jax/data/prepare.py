@@ -12,7 +12,7 @@ buffers every example of a split before it shards (up to 1 GB in memory, then on
 runs in one process. Here documents stream through a pool of tokenizer processes, shards are
 written in corpus order as results arrive, and memory stays flat whatever the corpus size.
 `tfds.builder_from_directory(DIR)` reads the result like any prepared tfds dataset, and so does
-`load_documents` below, without TensorFlow.
+`documents.load_documents`, without TensorFlow.
 
 Interruptions: the run builds `DIR.partial` and renames it to `DIR` when complete. Whenever a
 shard fills, all open shards are closed and `progress.json` records how many source documents
@@ -30,10 +30,9 @@ import itertools
 import json
 import logging
 import multiprocessing
-import operator
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +42,20 @@ from array_record.python import array_record_module
 from tqdm import tqdm
 
 from albert_jax.data.corpus import Corpus, Document
+from albert_jax.data.documents import (
+    DATASET_NAME,
+    EVAL_SPLIT,
+    FORMAT_VERSION,
+    SPLITS,
+    TRAIN_SPLIT,
+    DocumentSource,
+    document_features,
+)
 from albert_jax.data.tokenizer import Tokenizer
 from albert_jax.errors import InputError
 
 log = logging.getLogger(__name__)
 
-DATASET_NAME = "albert_documents"
-TRAIN_SPLIT = "train"
-EVAL_SPLIT = "validation"
-SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
-# Bump when the record layout changes, so old datasets and partial runs are not mixed in.
-FORMAT_VERSION = 1
 
 _FILE_FORMAT = "array_record"
 _FILENAME_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
@@ -63,16 +65,6 @@ _PROGRESS_FILE = "progress.json"
 # The ArrayRecord writer keeps ~50 bytes of index per record until its shard closes; this caps
 # that at ~10 MB when documents are tiny.
 _MAX_SHARD_RECORDS = 200_000
-
-
-def document_features() -> tfds.features.FeaturesDict:
-    """The tfds features of a prepared document."""
-    return tfds.features.FeaturesDict(
-        {
-            "token_ids": tfds.features.Tensor(shape=(None,), dtype=np.int32),
-            "sentence_lengths": tfds.features.Tensor(shape=(None,), dtype=np.int32),
-        }
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,81 +144,6 @@ def prepare(
     if state.done.documents[EVAL_SPLIT] == 0:
         log.warning("the held-out split is empty: the corpus is too small for eval_fraction")
     return PrepareSummary(output_dir, state.done.documents, state.done.tokens, state.done.dropped)
-
-
-class DocumentSource(Sequence[dict[str, np.ndarray]]):
-    """Random access to one split of a prepared dataset; picklable for grain worker processes.
-
-    `source[i]` is `{"token_ids": int32 [T], "sentence_lengths": int32 [S]}`.
-    """
-
-    def __init__(self, directory: str | os.PathLike[str], split: str) -> None:
-        self.directory = Path(directory)
-        self.split = split
-        info_file = self.directory / "dataset_info.json"
-        if not (info_file.is_file() and (self.directory / "metadata.json").is_file()):
-            raise InputError(
-                f"{str(self.directory)!r} is not a prepared dataset "
-                "(make one with `albert-jax data prepare`)"
-            )
-        builder = tfds.builder_from_directory(os.fspath(self.directory))
-        self.metadata: dict[str, Any] = dict(builder.info.metadata or {})
-        if self.metadata.get("format_version") != FORMAT_VERSION:
-            raise InputError(
-                f"{str(self.directory)!r} was prepared in another format "
-                f"({self.metadata.get('format_version')}, expected {FORMAT_VERSION}); "
-                "prepare it again"
-            )
-        if split not in builder.info.splits:
-            raise InputError(f"{str(self.directory)!r} has no split {split!r}")
-        # tfds cannot open a split without shards; an empty held-out split is legitimate.
-        self._length = builder.info.splits[split].num_examples
-        self._source = builder.as_data_source(split) if self._length else None
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __getitem__(self, index: int) -> dict[str, np.ndarray]:  # type: ignore[override]
-        index = operator.index(index)
-        if not -self._length <= index < self._length:
-            raise IndexError(f"document {index} of a split of {self._length} ({self.split!r})")
-        return self._source[index % self._length]
-
-    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
-        """Several records in one read (grain uses this when it batches reads)."""
-        for index in indices:
-            if not 0 <= index < self._length:
-                raise IndexError(f"document {index} of a split of {self._length} ({self.split!r})")
-        return list(self._source.__getitems__(indices)) if indices else []
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"directory": self.directory, "split": self.split}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["directory"], state["split"])  # type: ignore[misc]
-
-    def __repr__(self) -> str:
-        return f"DocumentSource({str(self.directory)!r}, split={self.split!r}, len={len(self)})"
-
-
-def load_documents(
-    directory: str | os.PathLike[str],
-    split: str = TRAIN_SPLIT,
-    tokenizer: Tokenizer | None = None,
-) -> DocumentSource:
-    """Opens a split of a dataset written by `prepare`.
-
-    With `tokenizer`, refuses (InputError) a dataset tokenized by another tokenizer.
-    """
-    source = DocumentSource(directory, split)
-    if tokenizer is not None and source.metadata["tokenizer_fingerprint"] != tokenizer.fingerprint:
-        raise InputError(
-            f"{str(source.directory)!r} was tokenized by another tokenizer "
-            f"(vocabulary {source.metadata['tokenizer_vocab_size']}, sha256 "
-            f"{source.metadata['tokenizer_fingerprint'][:12]}...) than {tokenizer!r} "
-            f"(vocabulary {tokenizer.vocab_size}, sha256 {tokenizer.fingerprint[:12]}...)"
-        )
-    return source
 
 
 # ---------------------------------------------------------------------------------------------

@@ -400,16 +400,23 @@ def layout_pair(pair: SentencePair, vocab: Vocab) -> tuple[np.ndarray, np.ndarra
     return tokens, maskable
 
 
-# The fields of a pretraining batch, in the order they are documented and printed.
-BATCH_FIELDS = (
-    "input_ids",
-    "attention_mask",
-    "token_type_ids",
-    "masked_lm_positions",
-    "masked_lm_ids",
-    "masked_lm_weights",
-    "sentence_order_label",
-)
+# Every field of a pretraining batch is int32.
+BATCH_DTYPE = np.int32
+
+
+def example_shapes(config: PretrainingDataConfig) -> dict[str, tuple[int, ...]]:
+    """The pretraining batch contract: each field's shape in one example, in the order the
+    fields are documented and printed. A batch adds a leading batch axis to each."""
+    length, slots = (config.max_seq_length,), (config.num_prediction_slots,)
+    return {
+        "input_ids": length,
+        "attention_mask": length,
+        "token_type_ids": length,
+        "masked_lm_positions": slots,
+        "masked_lm_ids": slots,
+        "masked_lm_weights": slots,
+        "sentence_order_label": (),
+    }
 
 
 def make_example(
@@ -417,23 +424,16 @@ def make_example(
 ) -> dict[str, np.ndarray]:
     """The batch fields of one laid-out, masked pair, padded to their fixed widths."""
     length = len(masked.input_ids)
-    seq_len, slots = config.max_seq_length, config.num_prediction_slots
     num_masked = len(masked.positions)
-    example = {
-        "input_ids": np.full(seq_len, vocab.pad_id, dtype=np.int32),
-        "attention_mask": np.zeros(seq_len, dtype=np.int32),
-        "token_type_ids": np.zeros(seq_len, dtype=np.int32),
-        "masked_lm_positions": np.zeros(slots, dtype=np.int32),
-        "masked_lm_ids": np.zeros(slots, dtype=np.int32),
-        "masked_lm_weights": np.zeros(slots, dtype=np.int32),
-        "sentence_order_label": np.int32(pair.label),
-    }
+    example = {name: np.zeros(shape, BATCH_DTYPE) for name, shape in example_shapes(config).items()}
+    example["input_ids"][:] = vocab.pad_id
     example["input_ids"][:length] = masked.input_ids
     example["attention_mask"][:length] = 1
     example["token_type_ids"][len(pair.tokens_a) + 2 : length] = 1
     example["masked_lm_positions"][:num_masked] = masked.positions
     example["masked_lm_ids"][:num_masked] = masked.labels
     example["masked_lm_weights"][:num_masked] = 1
+    example["sentence_order_label"][...] = pair.label
     return example
 
 

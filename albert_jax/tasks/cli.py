@@ -1,4 +1,5 @@
-"""`albert-jax evaluate ...`: score a predictions file against gold labels, one JSON line out."""
+"""`albert-jax finetune` (train a task, see `tasks.registry`), and `albert-jax evaluate ...`:
+score a predictions file against gold labels, one JSON line out."""
 
 from __future__ import annotations
 
@@ -66,8 +67,33 @@ _DEV_LABEL_COLUMN: dict[str, str | int] = {
 _Row = tuple[str, Any, Any]
 
 
+_FINETUNE_HELP = """\
+Fine-tune a pretrained ALBERT on a task. The config names the task and carries the paper's
+recipe for it; --config.init_from names the pretrained model: a Hugging Face directory, an
+original TF release, a pretraining workdir, or save_pretrained output. The tokenizer is found
+beside it (or give --config.tokenizer). Rerunning the same command resumes.
+
+WORKDIR gets eval_results.json (dev metrics of the best and of the final checkpoint, and how the
+best was chosen), dev_predictions.jsonl, metrics.jsonl, and best/: the best model, which
+transformers' AlbertFor*.from_pretrained loads. With --config.seeds=0,1,2,3,4 each seed runs in
+WORKDIR/seed_<n>, and WORKDIR/eval_results.json holds every seed's results and their median."""
+
+
 def register(subparsers: Any) -> None:
-    """Adds the `evaluate` command to the `albert-jax` parser."""
+    """Adds the `finetune` and `evaluate` commands to the `albert-jax` parser."""
+    from albert_jax.train.cli import _OVERRIDES_HELP, add_cluster_arguments
+
+    finetune = subparsers.add_parser(
+        "finetune", help="fine-tune a pretrained ALBERT on a task (GLUE, a local table, RACE, tagging)",
+        description=_FINETUNE_HELP, epilog=_OVERRIDES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    finetune.add_argument("--config", metavar="FILE[:ARG]", required=True,
+                          help="the task's config, e.g. configs/finetune/glue.py:sst-2")
+    finetune.add_argument("--workdir", metavar="DIR", help="where the run's files go "
+                          "(default: albert_jax_workdirs/<config name>)")
+    add_cluster_arguments(finetune)
+    finetune.set_defaults(run=_finetune, accepts_overrides=True)
+
     evaluate = subparsers.add_parser(
         "evaluate",
         help="score predictions against gold labels (GLUE, SQuAD)",
@@ -105,6 +131,24 @@ def register(subparsers: Any) -> None:
     )
     squad.add_argument("--squad-version", choices=("1.1", "2.0"), help="override DATA's version field")
     squad.set_defaults(run=_evaluate_squad)
+
+
+def _finetune(args: argparse.Namespace, overrides: list[str]) -> int:
+    import logging
+
+    from albert_jax.tasks import finetune
+    from albert_jax.train import config as config_lib
+    from albert_jax.train import mesh
+    from albert_jax.train.cli import default_workdir
+
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    config = config_lib.load_config(args.config, overrides)
+    seeds = finetune.parse_seeds(config)
+    mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
+    workdir = args.workdir or default_workdir(args.config)
+    print(f"albert-jax finetune: workdir {workdir}", flush=True)
+    finetune.run_seeds(config, workdir, seeds)
+    return 0
 
 
 def _evaluate_glue(args: argparse.Namespace, _overrides: list[str]) -> int:

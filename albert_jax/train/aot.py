@@ -12,27 +12,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 
 import jax
 import ml_collections
 
 from albert_jax.errors import InputError
-from albert_jax.train import config as config_lib
+from albert_jax.train import devices as devices_lib
 from albert_jax.train import mesh as mesh_lib
-from albert_jax.train import metrics as metrics_lib
 from albert_jax.train import step as step_lib
+from albert_jax.train.config import Run
+from albert_jax.train.devices import GiB
 
-GiB = 1024 ** 3
-
-# High-bandwidth memory of one JAX device, by device_kind prefix (the longest match wins).
-HBM_BYTES = {
-    "TPU v2": 8 * GiB,
-    "TPU v3": 16 * GiB,
-    "TPU v4": 32 * GiB,
-    "TPU v5 lite": 16 * GiB,
-    "TPU v5": 95 * GiB,
-    "TPU v6 lite": 32 * GiB,
-}
+# The generations libtpu's topology names use.
+TPU_GENERATIONS = ("v2", "v3", "v4", "v5e", "v5p", "v6e")
 
 
 def topology_devices(name: str) -> list[jax.Device]:
@@ -48,11 +41,15 @@ def topology_devices(name: str) -> list[jax.Device]:
     os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
     # JAX drives a v4 chip's two TensorCores as one device ("megacore"); the description must too.
     options = {"chip_config_name": "megacore"} if name.startswith("v4:") else {}
+    generation, _, shape = name.partition(":")
+    if generation not in TPU_GENERATIONS or not re.fullmatch(r"\d+(x\d+){1,2}", shape):
+        raise InputError(f"unknown TPU topology {name!r}: use GENERATION:SHAPE with a generation of "
+                         f"{', '.join(TPU_GENERATIONS)}, e.g. v4:2x2x2, v5e:4x4, v5p:4x4x4 or v6e:8x8")
     try:
         return list(topologies.get_topology_desc(topology_name=name, platform="tpu", **options).devices)
-    except Exception as error:  # libtpu reports unknown names with assorted exception types
-        raise InputError(f"unknown TPU topology {name!r} ({str(error).splitlines()[0]}); "
-                         "use a name like v4:2x2x2, v5e:4x4, v5p:4x4x4 or v6e:8x8") from None
+    except Exception as error:  # libtpu reports its refusals with assorted exception types
+        raise InputError(f"libtpu cannot describe a {generation} slice of shape {shape} "
+                         f"({str(error).strip().splitlines()[0]})") from error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +67,7 @@ class CompileReport:
     code_bytes: int
     total_bytes: int
     hbm_bytes: int | None
-    compiler_flops: float  # per chip, as XLA counts them (remat included)
+    compiler_flops: float | None  # per chip, as XLA counts them (remat included); None: unknown
     model_flops: float  # per chip, counted analytically (see metrics.train_flops_per_example)
     step_seconds: float | None  # the compiler's estimate
     peak_flops: float | None
@@ -101,12 +98,13 @@ class CompileReport:
             f"  total                 {self.total_bytes / GiB:9.3f} GiB{hbm}"
             f" ({'fits' if self.headroom else 'compiled, but the buffers sum above HBM: no headroom'})",
             f"  FLOPs per step        {self.model_flops / 1e12:9.2f} TFLOP model, "
-            f"{self.compiler_flops / 1e12:.2f} TFLOP as compiled",
+            + (f"{self.compiler_flops / 1e12:.2f} TFLOP as compiled" if self.compiler_flops
+               else "unknown as compiled"),
         ]
-        if self.step_seconds:
-            lines.append(f"  estimated step time   {self.step_seconds * 1e3:9.1f} ms (compiler's estimate)")
-        if self.mfu is not None:
-            lines.append(f"  estimated MFU         {self.mfu:9.1%}")
+        lines.append(f"  estimated step time   {self.step_seconds * 1e3:9.1f} ms (compiler's estimate)"
+                     if self.step_seconds else "  estimated step time     unknown")
+        lines.append(f"  estimated MFU         {self.mfu:9.1%}" if self.mfu is not None
+                     else "  estimated MFU           unknown")
         return "\n".join(lines)
 
 
@@ -119,18 +117,13 @@ def _bytes_per_device(tree) -> int:
     return total
 
 
-def _longest_prefix(table: dict, kind: str):
-    matches = [k for k in table if kind.startswith(k)]
-    return table[max(matches, key=len)] if matches else None
-
-
 class _DoesNotFit(Exception):
     """XLA found that the program's buffers exceed the device memory."""
 
 
-def _compile(config: ml_collections.ConfigDict, devices: list[jax.Device]):
-    mesh = mesh_lib.make_mesh(**config.mesh, devices=devices)
-    program = step_lib.build_program(config, mesh)
+def _compile(run: Run, devices: list[jax.Device]):
+    mesh = mesh_lib.make_mesh(**run.config.mesh, devices=devices)
+    program = step_lib.build_program(run, mesh)
     try:
         return program, program.train_step.lower(*program.train_args()).compile()
     except Exception as error:  # XLA reports an over-full HBM as a compile error
@@ -139,59 +132,59 @@ def _compile(config: ml_collections.ConfigDict, devices: list[jax.Device]):
         raise
 
 
-def _loop_free_cost(config: ml_collections.ConfigDict, devices: list[jax.Device]) -> tuple[float, float | None]:
-    """(FLOPs, seconds) per chip of one train step, from a loop-free twin of the step.
+def _loop_free_cost(run: Run, devices: list[jax.Device]) -> tuple[float | None, float | None]:
+    """(FLOPs, seconds) per chip of one train step, from a loop-free twin of the step; None
+    where unknown.
 
     XLA's cost analysis does not see into loops, so a scanned program's FLOPs and time
     estimates are meaningless. The twin unrolls the layers and takes one microbatch, halved
     further while it does not fit (unrolling keeps more alive); its cost is scaled back up.
     """
-    twin = ml_collections.ConfigDict(config.to_dict())
-    twin.model.scan_layers = False
-    twin.grad_accum_steps = 1
+    config = run.config
+    twin_config = ml_collections.ConfigDict(config.to_dict())
+    twin_config.grad_accum_steps = 1
+    twin = run.replace(config=twin_config, model=run.model.replace(scan_layers=False))
     parts = config.grad_accum_steps
     while True:
-        twin.global_batch_size = config.global_batch_size // parts
+        twin_config.global_batch_size = config.global_batch_size // parts
         try:
             compiled = _compile(twin, devices)[1]
             break
         except (_DoesNotFit, InputError):  # InputError: the batch no longer splits over the mesh
             if config.global_batch_size % (2 * parts):
-                return 0.0, None
+                return None, None
             parts *= 2
     flops, seconds = _cost(compiled)
-    return parts * flops, parts * seconds if seconds else None
+    return (parts * flops if flops else None), (parts * seconds if seconds else None)
 
 
-def _cost(compiled) -> tuple[float, float | None]:
-    """(FLOPs, estimated seconds) per chip from XLA's cost analysis; seconds None if unknown."""
+def _cost(compiled) -> tuple[float | None, float | None]:
+    """(FLOPs, estimated seconds) per chip from XLA's cost analysis; None where unknown."""
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
-    seconds = cost.get("optimal_seconds")
-    return float(cost.get("flops", 0.0)), seconds if seconds and seconds > 0 else None
+    flops, seconds = cost.get("flops"), cost.get("optimal_seconds")
+    return (float(flops) if flops and flops > 0 else None), (seconds if seconds and seconds > 0 else None)
 
 
-def compile_for_topology(config: ml_collections.ConfigDict, topology: str) -> CompileReport:
-    """Compiles `config`'s train step for `topology` and reports per-chip memory, FLOPs and time.
+def compile_for_topology(run: Run, topology: str) -> CompileReport:
+    """Compiles `run`'s train step for `topology` and reports per-chip memory, FLOPs and time.
 
     Memory comes from the real program; FLOPs and the time estimate from a loop-free twin
     when the real program has loops (see `_loop_free_cost`).
     """
     devices = topology_devices(topology)
-    config_lib.validate(config)
+    config = run.config
     try:
-        program, compiled = _compile(config, devices)
+        program, compiled = _compile(run, devices)
     except _DoesNotFit as error:
         raise InputError(f"the config does not fit {topology}: {error}") from None
     memory = compiled.memory_analysis()
-    if config_lib.model_config(config).scan_layers or config.grad_accum_steps > 1:
-        flops, seconds = _loop_free_cost(config, devices)
+    if run.model.scan_layers or config.grad_accum_steps > 1:
+        flops, seconds = _loop_free_cost(run, devices)
     else:
         flops, seconds = _cost(compiled)
     kind = devices[0].device_kind
-    model_config = config_lib.model_config(config)
-    model_flops = config.global_batch_size * metrics_lib.train_flops_per_example(
-        model_config, config.seq_length, config_lib.data_config(config).num_prediction_slots) / len(devices)
+    model_flops = config.global_batch_size * run.task.flops_per_example(run.model) / len(devices)
     total = (memory.argument_size_in_bytes + memory.output_size_in_bytes - memory.alias_size_in_bytes
              + memory.temp_size_in_bytes + memory.generated_code_size_in_bytes)
     return CompileReport(
@@ -201,8 +194,8 @@ def compile_for_topology(config: ml_collections.ConfigDict, topology: str) -> Co
         batch_bytes=_bytes_per_device(program.abstract_batch),
         temporaries_bytes=memory.temp_size_in_bytes,
         code_bytes=memory.generated_code_size_in_bytes,
-        total_bytes=total, hbm_bytes=_longest_prefix(HBM_BYTES, kind),
+        total_bytes=total, hbm_bytes=devices_lib.hbm_bytes(kind),
         compiler_flops=flops, model_flops=model_flops,
         step_seconds=seconds,
-        peak_flops=metrics_lib.peak_flops(kind, config.peak_flops_per_device),
+        peak_flops=devices_lib.peak_flops(kind, config.peak_flops_per_device),
     )

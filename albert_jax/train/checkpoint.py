@@ -14,22 +14,28 @@ another mesh or device count than the one that saved.
 
 from __future__ import annotations
 
+import json
+import math
 import os
+from pathlib import Path
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from flax import nnx
 
+from albert_jax import workdir as layout
 from albert_jax.errors import InputError
-from albert_jax.train.state import TrainState
+from albert_jax.model import AlbertConfig
+from albert_jax.train.state import Params, TrainState
 
-CHECKPOINTS_DIR = "checkpoints"
 ITEMS = ("params", "train_state", "data")
 
 
 def saved_steps(workdir: str) -> list[int]:
     """Steps of the complete checkpoints in `workdir` (none if it has no checkpoints folder)."""
-    directory = os.path.join(workdir, CHECKPOINTS_DIR)
+    directory = os.path.join(workdir, layout.CHECKPOINTS)
     return ocp.path.step.checkpoint_steps(directory) if os.path.isdir(directory) else []
 
 
@@ -37,7 +43,7 @@ class Checkpoints:
     """Saving, listing and restoring the checkpoints of one workdir."""
 
     def __init__(self, workdir: str, *, keep: int):
-        self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS_DIR)
+        self.directory = os.path.join(os.path.abspath(workdir), layout.CHECKPOINTS)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                                enable_async_checkpointing=True)
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
@@ -75,3 +81,56 @@ class Checkpoints:
 
     def close(self) -> None:
         self.manager.close()
+
+
+class BestCheckpoint:
+    """The parameters of the best evaluation so far, kept apart from the rolling checkpoints
+    (as the original fine-tuning scripts kept the best of their evaluated checkpoints).
+
+    `WORKDIR/best/` is a model directory: config.json and params/ (which `from_pretrained`
+    reads), best.json (the step and its eval metrics), and after `export` also
+    model.safetensors and the tokenizer, which transformers reads.
+    """
+
+    def __init__(self, workdir: str, model: AlbertConfig, metric: str, higher_is_better: bool):
+        self.directory = Path(os.path.abspath(workdir)) / layout.BEST
+        self.model, self.key, self.higher = model, f"eval_{metric}", higher_is_better
+        record = self.directory / layout.BEST_RECORD
+        self.record = json.loads(record.read_text()) if record.exists() else None
+
+    def _better(self, value: float) -> bool:
+        if self.record is None:
+            return True
+        best = self.record["metrics"][self.key]
+        return value > best if self.higher else value < best
+
+    def offer(self, step: int, metrics: dict[str, float], params: Params) -> bool:
+        """Keeps `params` when `metrics` beat the best so far; True if they did."""
+        value = metrics[self.key]
+        if not math.isfinite(value) or not self._better(value):
+            return False
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(self.directory / layout.PARAMS, params, force=True)
+        checkpointer.wait_until_finished()
+        checkpointer.close()
+        self.record = {"step": step, "metric": self.key, "metrics": metrics}
+        if jax.process_index() == 0:
+            self.model.to_json_file(self.directory / layout.MODEL_CONFIG)
+            _write_json(self.directory / layout.BEST_RECORD, self.record)
+        return True
+
+    def export(self, model_class: type[nnx.Module], tokenizer_path: Path | None) -> None:
+        """Adds the Hugging Face files (weights and tokenizer) to the best model's directory."""
+        if self.record is None or jax.process_index() != 0:
+            return
+        model_class.from_pretrained(self.directory).save_pretrained(self.directory, layout="hf")
+        if tokenizer_path is not None:
+            from albert_jax import AlbertTokenizer
+
+            AlbertTokenizer.from_pretrained(tokenizer_path).save_pretrained(self.directory)
+
+
+def _write_json(path: Path, value) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=lambda x: np.asarray(x).tolist()) + "\n")
+    os.replace(tmp, path)

@@ -28,13 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workdir", metavar="DIR",
         help="where checkpoints, metrics and TensorBoard files go "
              "(default: albert_jax_workdirs/<config name> in the current directory)")
-    multihost = pretrain.add_argument_group(
-        "multi-process", "Only needed where JAX cannot detect the cluster itself (it detects TPU\n"
-        "pods and SLURM). JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID work too.")
-    multihost.add_argument("--coordinator-address", metavar="HOST:PORT",
-                           help="address of process 0's coordination service")
-    multihost.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
-    multihost.add_argument("--process-id", type=int, metavar="I", help="this process's index")
+    add_cluster_arguments(pretrain)
     pretrain.set_defaults(run=_pretrain, accepts_overrides=True)
 
     compile_ = subparsers.add_parser(
@@ -59,6 +53,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.set_defaults(run=_plot)
 
 
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """The multi-process options of a training command."""
+    multihost = parser.add_argument_group(
+        "multi-process", "Only needed where JAX cannot detect the cluster itself (it detects TPU\n"
+        "pods and SLURM). JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID work too.")
+    multihost.add_argument("--coordinator-address", metavar="HOST:PORT",
+                           help="address of process 0's coordination service")
+    multihost.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
+    multihost.add_argument("--process-id", type=int, metavar="I", help="this process's index")
+
+
 def default_workdir(config_spec: str | None) -> str:
     """albert_jax_workdirs/<config file stem>[_<arg>], e.g. albert_jax_workdirs/base_v2."""
     path, _, arg = (config_spec or str(config_lib.DEFAULT_PRETRAIN_CONFIG)).partition(":")
@@ -72,22 +77,25 @@ def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
     # Orbax logs every checkpoint operation at INFO through absl; keep stdout for the metrics.
     logging.getLogger("absl").setLevel(logging.WARNING)
 
-    config = config_lib.load_config(args.config, overrides)
+    from albert_jax.tasks.registry import resolve
+
+    run = resolve(config_lib.load_config(args.config, overrides))
     # JAX must join the cluster before anything touches a device.
     mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     workdir = args.workdir or default_workdir(args.config)
     print(f"albert-jax pretrain: workdir {workdir}", flush=True)
-    loop.train(config, workdir)
+    loop.train(run, workdir)
     return 0
 
 
 def _compile(args: argparse.Namespace, overrides: list[str]) -> int:
     # Compile on this machine's CPU for the described TPUs; never try to open a local TPU.
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    from albert_jax.tasks.registry import resolve
     from albert_jax.train import aot
 
-    config = config_lib.load_config(args.config, overrides)
-    print(aot.compile_for_topology(config, args.topology).format())
+    run = resolve(config_lib.load_config(args.config, overrides))
+    print(aot.compile_for_topology(run, args.topology).format())
     return 0
 
 

@@ -14,10 +14,11 @@ import ast
 import dataclasses
 import difflib
 import importlib.util
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ml_collections
 from ml_collections import config_dict
@@ -25,6 +26,9 @@ from ml_collections import config_dict
 from albert_jax.data.pretraining import PretrainingDataConfig
 from albert_jax.errors import InputError
 from albert_jax.model.config import AlbertConfig
+
+if TYPE_CHECKING:  # loading configs needs no JAX
+    from albert_jax.train.task import Task
 
 # The source checkout's `configs/` folder (an editable install keeps the package beside it).
 CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -61,6 +65,8 @@ _DATA_FIELDS_FROM_TOP = ("max_seq_length", "seed")
 def default_config() -> ml_collections.ConfigDict:
     """Every key the pretraining trainer reads, with the ALBERT paper's recipe as defaults."""
     c = ml_collections.ConfigDict()
+    # What is trained: "pretraining" (MLM + SOP), or a fine-tuning task (configs/finetune/).
+    c.task = "pretraining"
     c.seed = 0
     # The paper: batch 4096 of length 512, LAMB at 0.00176, 3125 warmup steps, 125k steps.
     c.global_batch_size = 4096
@@ -86,7 +92,10 @@ def default_config() -> ml_collections.ConfigDict:
     # A pretrained model (ours, Hugging Face or original TF) to start from, for continued
     # pretraining; ignored once the workdir holds a checkpoint.
     c.init_from = ""
-    # Peak FLOP/s of one device for MFU; None looks the device kind up in `metrics.PEAK_FLOPS`.
+    # Resume even when the training config changed in ways that make the resumed run differ
+    # from an uninterrupted one (the changes are recorded in WORKDIR/config_changes.jsonl).
+    c.accept_changes = False
+    # Peak FLOP/s of one device for MFU; None looks the device kind up in `devices.DEVICES`.
     c.peak_flops_per_device = config_dict.placeholder(float)
 
     # data x fsdp x tensor devices within a slice (-1: the remaining devices), and the number of
@@ -98,6 +107,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict({"preset": "base-v2"})
     for field in dataclasses.fields(AlbertConfig):
         c.model[field.name] = config_dict.placeholder(type(field.default))
+    # The original pretrains the SOP classifier on the pooled output without dropout (the
+    # encoder's dropout is the preset's: 0.1 for v1, none for v2 and xxlarge).
+    c.model.classifier_dropout_prob = 0.0
 
     c.data = ml_collections.ConfigDict()
     # "builtin" (Python's documentation; tokenizer trained and data prepared on first use,
@@ -234,7 +246,26 @@ def _parse(text: str, field_type: type, current: Any, key: str) -> Any:
     return tuple(value) if field_type is tuple else value
 
 
-# -- typed views ------------------------------------------------------------------------------
+# -- the resolved run ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A config resolved once into the typed pieces the trainer passes around."""
+
+    config: ml_collections.ConfigDict  # the trainer's own settings, as given
+    model: AlbertConfig  # `model.*` (or the model it starts from), adapted to the task
+    task: Task
+
+    def replace(self, **changes: Any) -> Run:
+        return dataclasses.replace(self, **changes)
+
+
+def resolve(config: ml_collections.ConfigDict, make_task: Callable[[ml_collections.ConfigDict], Task]) -> Run:
+    """Checks `config` and resolves it with the task `make_task` builds from it."""
+    validate(config)
+    task = make_task(config)
+    return Run(config, task.model_config(config), task)
 
 
 def model_config(config: ml_collections.ConfigDict) -> AlbertConfig:
@@ -243,30 +274,22 @@ def model_config(config: ml_collections.ConfigDict) -> AlbertConfig:
     return AlbertConfig.preset(config.model.preset, **overrides)
 
 
-def data_config(config: ml_collections.ConfigDict) -> PretrainingDataConfig:
-    """The example options of `data.*`, with the top-level sequence length and seed."""
-    fields = {f.name for f in dataclasses.fields(PretrainingDataConfig)}
-    options = {k: v for k, v in config.data.items() if k in fields}
-    return PretrainingDataConfig(max_seq_length=config.seq_length, seed=config.seed, **options)
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Value checks that need no devices; mesh and batch checks come with the mesh."""
+    """Value checks of the trainer's settings that need no devices; mesh and batch checks come
+    with the mesh, the task checks its own."""
     positive = ("global_batch_size", "seq_length", "num_train_steps", "grad_accum_steps",
                 "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
                 "keep_checkpoints")
     for key in positive:
-        if config[key] < 1:
+        if config[key] is not None and config[key] < 1:  # seq_length None: the task's default
             raise InputError(f"{key} must be positive, got {config[key]}")
     for key in ("warmup_steps", "eval_steps"):
         if config[key] < 0:
             raise InputError(f"{key} must not be negative, got {config[key]}")
     if config.optimizer not in ("lamb", "adamw"):
         raise InputError(f"unknown optimizer {config.optimizer!r}; choose lamb or adamw")
-    if config.learning_rate <= 0:
-        raise InputError(f"learning_rate must be positive, got {config.learning_rate}")
-    model = model_config(config)
-    if config.seq_length > model.max_position_embeddings:
-        raise InputError(f"seq_length {config.seq_length} exceeds the model's "
-                         f"max_position_embeddings {model.max_position_embeddings}")
-    data_config(config)  # its own checks, e.g. max_seq_length >= 5
+    for key in ("learning_rate", "weight_decay", "grad_clip_norm", "adam_beta1", "adam_beta2", "adam_epsilon"):
+        if not math.isfinite(config[key]) or config[key] < 0:
+            raise InputError(f"{key} must be a finite non-negative number, got {config[key]}")
+    if config.learning_rate == 0:
+        raise InputError("learning_rate must be positive, got 0")

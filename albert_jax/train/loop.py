@@ -11,67 +11,77 @@ tokenizer, an incompatible workdir) is checked before anything in the workdir is
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+import shutil
 import signal
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
 
+from albert_jax import workdir as layout
 from albert_jax.errors import InputError
-from albert_jax.model import AlbertConfig, AlbertForPreTraining
+from albert_jax.model import AlbertConfig
 from albert_jax.train import checkpoint as checkpoint_lib
-from albert_jax.train import config as config_lib
 from albert_jax.train import data as data_lib
+from albert_jax.train import devices as devices_lib
 from albert_jax.train import mesh as mesh_lib
 from albert_jax.train import metrics as metrics_lib
 from albert_jax.train import step as step_lib
+from albert_jax.train.config import Run
 from albert_jax.train.state import Params, TrainState
+from albert_jax.train.task import Task, TaskData
 
 log = logging.getLogger(__name__)
 
-MODEL_CONFIG_FILE = "config.json"
-TRAIN_CONFIG_FILE = "train_config.json"
+# Training-config keys whose change keeps a resume exact (a prefix names a group): how long,
+# how often to log, evaluate and save, and where it runs (the mesh splits the same math).
+RESUMABLE_KEYS = frozenset({
+    "num_train_steps", "log_every_steps", "eval_every_steps", "eval_steps",
+    "checkpoint_every_steps", "keep_checkpoints", "init_from", "peak_flops_per_device",
+    "accept_changes", "mesh", "rules", "grad_accum_steps",
+})
 # AlbertConfig fields that change how the model computes, not what it is: a run may resume or
 # start from a pretrained model with other values.
 _COMPUTE_FIELDS = frozenset({"dtype", "attention_implementation", "remat_policy", "scan_layers"})
 # A pretrained model is another model whatever its dropout was.
 _DROPOUT_FIELDS = frozenset({"hidden_dropout_prob", "attention_probs_dropout_prob",
                              "classifier_dropout_prob"})
+# A fine-tuning task puts its own head on a pretrained encoder.
+_HEAD_FIELDS = frozenset({"num_labels", "label_names"})
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, *,
-          devices: Sequence[jax.Device] | None = None) -> TrainState:
-    """Pretrains as `config` says, in `workdir`, on `devices` (default: all). Returns the final
-    state: at num_train_steps, or earlier when stopped by SIGTERM."""
+def train(run: Run, workdir: str, *, devices: Sequence[jax.Device] | None = None) -> TrainState:
+    """Trains `run` (a config resolved with its task, see `tasks.registry.resolve`) in `workdir`,
+    on `devices` (default: all). Returns the final state: at num_train_steps, or earlier when
+    stopped by SIGTERM."""
     # -- Check the input ----------------------------------------------------------------------
-    config_lib.validate(config)
-    model_config = config_lib.model_config(config)
+    config, task = run.config, run.task
     mesh = mesh_lib.make_mesh(**config.mesh, devices=devices)
-    program = step_lib.build_program(config, mesh)
-    _check_workdir(workdir, model_config)
-    data = data_lib.PretrainingData(config, model_config)
+    program = step_lib.build_program(run, mesh)
+    changes = _check_workdir(workdir, run)
+    data = task.open_data(run.model, config.global_batch_size)
     pretrained = None
     if config.init_from and not checkpoint_lib.saved_steps(workdir):
-        pretrained = _pretrained_params(config.init_from, model_config, program)
+        pretrained = _pretrained_params(config.init_from, run, program)
 
     # -- Workdir ---------------------------------------------------------------------------------
     os.makedirs(workdir, exist_ok=True)
-    if jax.process_index() == 0:
-        model_config.to_json_file(os.path.join(workdir, MODEL_CONFIG_FILE))
-        with open(os.path.join(workdir, TRAIN_CONFIG_FILE), "w") as f:
-            f.write(config.to_json(indent=2) + "\n")
     checkpoints = checkpoint_lib.Checkpoints(workdir, keep=config.keep_checkpoints)
-    rows = mesh_lib.process_rows(program.batch_sharding["sentence_order_label"],
-                                 config.global_batch_size)
-    train_data = data.iterator("train", rows)
+    latest = checkpoints.latest_step()
+    if jax.process_index() == 0:
+        _write_run_files(workdir, run, data, latest, changes)
+    rows = mesh_lib.process_rows(mesh_lib.batch_sharding(mesh, program.rules, 1), config.global_batch_size)
+    train_data = data.train_iterator(rows)
 
     # -- Train state: resume, start from a pretrained model, or initialise -------------------------
-    latest = checkpoints.latest_step()
     if latest is not None:
         _info(f"resuming from {checkpoints.directory}/{latest}")
         state = checkpoints.restore(latest, program.abstract_state, train_data)
@@ -89,28 +99,34 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
 
     # -- Compile ahead of time, so that step times never include compilation ---------------------
     compile_start = time.perf_counter()
-    train_step = program.train_step.lower(*program.train_args()).compile()
-    flops_per_step = config.global_batch_size * metrics_lib.train_flops_per_example(
-        model_config, config.seq_length, config_lib.data_config(config).num_prediction_slots)
-    peak = metrics_lib.peak_flops(mesh.devices.flat[0].device_kind, config.peak_flops_per_device)
+    # One program per sequence width the task's batches come in (its length buckets).
+    train_steps = {length: program.train_step.lower(program.abstract_state, abstract).compile()
+                   for length, abstract in program.abstract_batches.items()}
+    flops_per_step = config.global_batch_size * task.flops_per_example(run.model)
+    device_kind = mesh.devices.flat[0].device_kind
+    peak = devices_lib.peak_flops(device_kind, config.peak_flops_per_device)
     num_params = sum(x.size for x in jax.tree.leaves(program.abstract_state.params))
     _info(f"{num_params:,} parameters on mesh {dict(mesh.shape)} of {mesh.devices.size} "
-          f"{mesh.devices.flat[0].device_kind} device(s), {jax.process_count()} process(es); "
-          f"train step compiled in {time.perf_counter() - compile_start:.1f}s; "
+          f"{device_kind} device(s), {jax.process_count()} process(es); "
+          f"train step compiled for length(s) {', '.join(map(str, train_steps))} in "
+          f"{time.perf_counter() - compile_start:.1f}s; "
           f"{flops_per_step / 1e12:.3g} TFLOP per step")
 
     # -- Train -------------------------------------------------------------------------------------
     writer = metrics_lib.MetricsWriter(workdir, total_steps=config.num_train_steps,
                                        start_step=start_step)
     preemption = _Preemption()
+    best = (checkpoint_lib.BestCheckpoint(workdir, run.model, *task.best_metric)
+            if task.best_metric and data.has_eval else None)
     pending: list[dict[str, jax.Array]] = []  # metrics since the last log, still on the devices
+    last_eval: dict[str, float] = {}
     step = start_step
     interval_start = time.perf_counter()
     try:
         while step < config.num_train_steps:
-            batch = data_lib.global_batch(next(train_data), program.batch_sharding,
-                                          config.global_batch_size)
-            state, metrics = train_step(state, batch)
+            local = next(train_data)
+            length = local["input_ids"].shape[-1]
+            state, metrics = train_steps[length](state, data_lib.global_batch(local, program.abstract_batches[length]))
             pending.append(metrics)
             step += 1
             writer.advance()
@@ -119,17 +135,26 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
             if step % config.log_every_steps == 0 or last:
                 summary = _summarise(jax.device_get(pending))
                 seconds = (time.perf_counter() - interval_start) / len(pending)
-                summary.update(_throughput(seconds, config, flops_per_step, mesh.devices.size, peak))
+                summary.update(_throughput(seconds, config, task.lengths[-1], flops_per_step,
+                                           mesh.devices.size, peak))
                 writer.write(step, summary)
                 pending = []
-            # Step times count training only, not evaluation or saving.
-            pause_start = time.perf_counter()
-            if config.eval_steps and (step % config.eval_every_steps == 0 or last):
-                eval_metrics = _evaluate(program, state.params, data, rows, config)
-                if eval_metrics:
-                    writer.write(step, eval_metrics)
+            evaluate = data.has_eval and (step % config.eval_every_steps == 0 or last)
             stop = preemption.reached(step)
-            if step % config.checkpoint_every_steps == 0 or last or stop:
+            save = step % config.checkpoint_every_steps == 0 or last or stop
+            if pending and (evaluate or save):
+                # Step times count training only: the steps dispatched so far finish before the
+                # pause starts, or their device time would be taken for the pause's.
+                jax.block_until_ready(state)
+            pause_start = time.perf_counter()
+            if evaluate:
+                eval_metrics, outputs = _evaluate(program, state.params, data, rows, task)
+                writer.write(step, eval_metrics)
+                last_eval = eval_metrics
+                if best is not None and best.offer(step, eval_metrics, state.params) \
+                        and jax.process_index() == 0:
+                    task.write_predictions(outputs, workdir)
+            if save:
                 checkpoints.save(state, train_data)
             if stop:
                 _info(f"SIGTERM: saved a checkpoint at step {step}; stopping")
@@ -144,6 +169,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         writer.close()
         preemption.close()
         train_data.close()  # stops grain's prefetch threads and worker processes
+    if best is not None and step == config.num_train_steps:
+        best.export(task.model_class, data.tokenizer_path)
+        if jax.process_index() == 0:
+            _write_results(workdir, best, last_eval, step, config)
     return state
 
 
@@ -159,13 +188,13 @@ def _summarise(history: list[dict[str, np.ndarray]]) -> dict[str, float]:
     return summary
 
 
-def _throughput(step_seconds: float, config: ml_collections.ConfigDict, flops_per_step: float,
-                num_devices: int, peak: float | None) -> dict[str, float]:
+def _throughput(step_seconds: float, config: ml_collections.ConfigDict, seq_length: int,
+                flops_per_step: float, num_devices: int, peak: float | None) -> dict[str, float]:
     flops_per_device = flops_per_step / step_seconds / num_devices
     out = {
         "step_time": step_seconds,
         "examples_per_sec": config.global_batch_size / step_seconds,
-        "tokens_per_sec": config.global_batch_size * config.seq_length / step_seconds,
+        "tokens_per_sec": config.global_batch_size * seq_length / step_seconds,
         "tflops_per_device": flops_per_device / 1e12,
     }
     if peak:
@@ -173,20 +202,44 @@ def _throughput(step_seconds: float, config: ml_collections.ConfigDict, flops_pe
     return out
 
 
-def _evaluate(program: step_lib.Program, params: Params, data: data_lib.PretrainingData,
-              rows: tuple[int, int], config: ml_collections.ConfigDict) -> dict[str, float]:
-    """Losses and accuracies over `eval_steps` held-out batches, the same batches every time."""
-    iterator = data.iterator("validation", rows)
-    if iterator is None:
-        return {}
-    totals = None
-    for _ in range(config.eval_steps):
-        batch = data_lib.global_batch(next(iterator), program.batch_sharding, config.global_batch_size)
-        sums = program.eval_step(params, batch)
-        totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
-    iterator.close()
-    metrics = step_lib.metrics_from_sums(jax.device_get(totals))
-    return {f"eval_{k}": float(v) for k, v in metrics.items()}
+def _evaluate(program: step_lib.Program, params: Params, data: TaskData, rows: tuple[int, int],
+              task: Task) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """The task's held-out metrics, over the same held-out batches every time, and the outputs
+    of every held-out example."""
+    totals, outputs = None, []
+    for local in data.eval_batches(rows):
+        batch = data_lib.global_batch(local, program.abstract_batches[local["input_ids"].shape[-1]])
+        sums, out = program.eval_step(params, batch)
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+        outputs.append(data_lib.to_host(out))
+    gathered = {k: _concatenate([o[k] for o in outputs]) for k in outputs[0]}
+    metrics = task.evaluate(jax.device_get(totals), gathered)
+    return {f"eval_{k}": float(v) for k, v in metrics.items()}, gathered
+
+
+def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
+    """Batches of outputs along the batch axis; outputs per token of batches padded to different
+    length buckets are padded with zeros to the longest."""
+    widest = np.max([a.shape for a in arrays], axis=0)
+    return np.concatenate([np.pad(a, [(0, 0)] + [(0, w - n) for w, n in zip(widest[1:], a.shape[1:])])
+                           for a in arrays])
+
+
+def _write_results(workdir: str, best: checkpoint_lib.BestCheckpoint, final: dict[str, float], step: int,
+                   config: ml_collections.ConfigDict) -> None:
+    """WORKDIR/eval_results.json: the dev metrics of the best and of the final checkpoint, and how
+    the best was chosen."""
+    record = best.record
+    results = {
+        "best_step": record["step"],
+        "best": {k.removeprefix("eval_"): v for k, v in record["metrics"].items()},
+        "final_step": step,
+        "final": {k.removeprefix("eval_"): v for k, v in final.items()},
+        "selection": (f"best: the checkpoint with the highest dev {record['metric'].removeprefix('eval_')} "
+                      f"among those evaluated every {config.eval_every_steps} steps and at the end "
+                      "(the original ALBERT scripts' protocol); final: the last step's"),
+    }
+    _write_atomically(os.path.join(workdir, layout.RESULTS), json.dumps(results, indent=2) + "\n")
 
 
 class _Preemption:
@@ -224,22 +277,72 @@ def _differences(old: AlbertConfig, new: AlbertConfig, ignore: frozenset[str]) -
             if f.name not in ignore and getattr(old, f.name) != getattr(new, f.name)]
 
 
-def _check_workdir(workdir: str, model_config: AlbertConfig) -> None:
-    """A workdir holding another model's run is refused before anything is written to it."""
-    path = os.path.join(workdir, MODEL_CONFIG_FILE)
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _check_workdir(workdir: str, run: Run) -> list[str]:
+    """A workdir holding another run is refused before anything is written to it.
+
+    Returns the accepted changes of the training config (recorded when the run starts):
+    those in `RESUMABLE_KEYS`, or any when `accept_changes` is set.
+    """
+    path = os.path.join(workdir, layout.MODEL_CONFIG)
     if not os.path.exists(path):
-        return
-    differences = _differences(AlbertConfig.from_json_file(path), model_config, _COMPUTE_FIELDS)
+        return []
+    differences = _differences(AlbertConfig.from_json_file(path), run.model, _COMPUTE_FIELDS)
     if differences:
         raise InputError(f"workdir {workdir} holds a run of a different model ({'; '.join(differences)}); "
                          "use another --workdir or the same model config")
+    saved_path = os.path.join(workdir, layout.TRAIN_CONFIG)
+    if not os.path.exists(saved_path) or not checkpoint_lib.saved_steps(workdir):
+        return []  # nothing to resume: the run starts afresh
+    with open(saved_path) as f:
+        saved = _flat(json.load(f))
+    current = _flat(json.loads(run.config.to_json()))
+    changed = sorted(key for key in saved.keys() | current.keys()
+                     if saved.get(key) != current.get(key) and not key.startswith("model."))
+    refused = [key for key in changed if key not in RESUMABLE_KEYS and key.split(".")[0] not in RESUMABLE_KEYS]
+    described = [f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in changed]
+    if refused and not run.config.accept_changes:
+        raise InputError(
+            f"workdir {workdir} holds a run with another training config, which would not resume "
+            f"exactly ({'; '.join(d for d in described if d.split(':')[0] in refused)}); use another "
+            "--workdir, the same config, or --config.accept_changes=true to continue anyway")
+    if "num_train_steps" in changed:
+        _info("num_train_steps changed: the learning rate now decays to the new step count")
+    return described
 
 
-def _pretrained_params(path: str, model_config: AlbertConfig, program: step_lib.Program) -> Params:
+def _write_run_files(workdir: str, run: Run, data: TaskData, latest: int | None, changes: list[str]) -> None:
+    """config.json, train_config.json, the tokenizer, and a record of accepted changes."""
+    run.model.to_json_file(os.path.join(workdir, layout.MODEL_CONFIG))
+    _write_atomically(os.path.join(workdir, layout.TRAIN_CONFIG), run.config.to_json(indent=2) + "\n")
+    if data.tokenizer_path is not None:
+        shutil.copyfile(data.tokenizer_path, os.path.join(workdir, layout.TOKENIZER))
+    if changes:
+        with open(os.path.join(workdir, layout.CONFIG_CHANGES), "a") as f:
+            f.write(json.dumps({"resumed_at_step": latest, "changes": changes,
+                                "accepted_by": "accept_changes" if run.config.accept_changes else "resumable"}) + "\n")
+
+
+def _write_atomically(path: str, text: str) -> None:
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def _pretrained_params(path: str, run: Run, program: step_lib.Program) -> Params:
     """Parameters of a pretrained model (any layout `from_pretrained` reads), placed shard by
-    shard on the mesh."""
-    model = AlbertForPreTraining.from_pretrained(path)
-    differences = _differences(model.config, model_config, _COMPUTE_FIELDS | _DROPOUT_FIELDS)
+    shard on the mesh. Heads the checkpoint lacks are initialised (and named in a warning)."""
+    model = run.task.model_class.from_pretrained(path, num_labels=run.model.num_labels)
+    differences = _differences(model.config, run.model, _COMPUTE_FIELDS | _DROPOUT_FIELDS | _HEAD_FIELDS)
     if differences:
         raise InputError(f"init_from {path} is a different model than the config's "
                          f"({'; '.join(differences)})")

@@ -15,42 +15,11 @@ from typing import Any
 import jax
 from tqdm import tqdm
 
+from albert_jax import workdir as layout
 from albert_jax.model.config import AlbertConfig
-
-METRICS_FILE = "metrics.jsonl"
-TENSORBOARD_DIR = "tensorboard"
-
-# Dense bf16 peak FLOP/s of one JAX device, by `device.device_kind` (the longest matching
-# prefix wins; JAX versions name some kinds differently, e.g. "TPU v5" or "TPU v5p"). TPU v2/v3
-# show each TensorCore as a device; later TPUs show a chip.
-PEAK_FLOPS = {
-    "TPU v2": 22.5e12,
-    "TPU v3": 61.5e12,
-    "TPU v4": 275e12,
-    "TPU v5 lite": 197e12,
-    "TPU v5e": 197e12,
-    "TPU v5": 459e12,
-    "TPU v5p": 459e12,
-    "TPU v6 lite": 918e12,
-    "TPU v6e": 918e12,
-    "NVIDIA A100": 312e12,
-    "NVIDIA H100": 989e12,
-    "NVIDIA H100 PCIe": 756e12,
-    "NVIDIA H200": 989e12,
-    "NVIDIA B200": 2250e12,
-    "NVIDIA L4": 121e12,
-}
 
 # Shown on stdout (all logged metrics go to the JSONL file and TensorBoard).
 _STDOUT_KEYS = ("loss", "mlm_accuracy", "sop_accuracy", "learning_rate", "examples_per_sec", "mfu")
-
-
-def peak_flops(device_kind: str, override: float | None = None) -> float | None:
-    """Peak FLOP/s per device: `override`, else the table entry for `device_kind`, else None."""
-    if override:
-        return override
-    matches = [kind for kind in PEAK_FLOPS if device_kind.startswith(kind)]
-    return PEAK_FLOPS[max(matches, key=len)] if matches else None
 
 
 def train_flops_per_example(config: AlbertConfig, seq_length: int, num_predictions: int) -> float:
@@ -81,8 +50,8 @@ class MetricsWriter:
             return
         from tensorboardX import SummaryWriter
 
-        self.jsonl = open(os.path.join(workdir, METRICS_FILE), "a")  # noqa: SIM115 (open for the run)
-        self.tensorboard = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
+        self.jsonl = open(os.path.join(workdir, layout.METRICS), "a")  # noqa: SIM115 (open for the run)
+        self.tensorboard = SummaryWriter(os.path.join(workdir, layout.TENSORBOARD))
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
                         file=sys.stderr, mininterval=1.0)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+from albert_jax import workdir as layout
 from albert_jax.errors import InputError
-from albert_jax.train.metrics import METRICS_FILE
 
 # One panel per row: (title, metric keys drawn in it).
 _PANELS = (
@@ -18,7 +18,7 @@ _PANELS = (
 
 def read_metrics(workdir: str) -> dict[str, tuple[list[int], list[float]]]:
     """Each metric's (steps, values). A resumed run logs some steps again: the last one wins."""
-    path = os.path.join(workdir, METRICS_FILE)
+    path = os.path.join(workdir, layout.METRICS)
     if not os.path.isfile(path):
         raise InputError(f"{path} does not exist: is {workdir} a pretraining workdir?")
     by_step: dict[str, dict[int, float]] = {}
@@ -45,7 +45,7 @@ def plot(workdir: str, output: str | None = None) -> str:
 
     metrics = read_metrics(workdir)
     if not metrics:
-        raise InputError(f"{os.path.join(workdir, METRICS_FILE)} holds no metrics yet")
+        raise InputError(f"{os.path.join(workdir, layout.METRICS)} holds no metrics yet")
     output = output or os.path.join(workdir, "metrics.png")
     figure, axes = plt.subplots(len(_PANELS), 1, figsize=(8, 3 * len(_PANELS)), sharex=True)
     for ax, (title, keys) in zip(axes, _PANELS):

@@ -18,7 +18,7 @@ import optax
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from albert_jax.model import AlbertConfig, AlbertForPreTraining
+from albert_jax.model import AlbertConfig
 from albert_jax.model.sharding import Rule, partition_specs
 
 Params = dict[str, Any]
@@ -36,21 +36,22 @@ class ModelParts:
     """An abstract model, split: what a jitted function needs to rebuild it from parameters."""
 
     config: AlbertConfig
+    model_class: type[nnx.Module]  # the task's model, e.g. AlbertForPreTraining
     graphdef: nnx.GraphDef  # dropout on (train mode)
     eval_graphdef: nnx.GraphDef  # dropout off
     param_state: nnx.State  # abstract parameters with their `logical_axes` metadata
     rest: nnx.State  # abstract non-parameter variables (the unused RNG stream)
 
     @classmethod
-    def create(cls, config: AlbertConfig) -> ModelParts:
-        model = nnx.eval_shape(lambda: AlbertForPreTraining(config, rngs=nnx.Rngs(0)))
+    def create(cls, config: AlbertConfig, model_class: type[nnx.Module]) -> ModelParts:
+        model = nnx.eval_shape(lambda: model_class(config, rngs=nnx.Rngs(0)))
         model.train()
         graphdef, param_state, rest = nnx.split(model, nnx.Param, ...)
         model.eval()
         eval_graphdef = nnx.split(model, nnx.Param, ...)[0]
-        return cls(config, graphdef, eval_graphdef, param_state, rest)
+        return cls(config, model_class, graphdef, eval_graphdef, param_state, rest)
 
-    def merge(self, params: Params, *, train: bool) -> AlbertForPreTraining:
+    def merge(self, params: Params, *, train: bool) -> nnx.Module:
         """The model over `params`. Its RNG variables stay abstract: callers pass dropout keys."""
         return nnx.merge(self.graphdef if train else self.eval_graphdef, params, self.rest)
 
@@ -59,9 +60,9 @@ class ModelParts:
                             nnx.to_pure_dict(self.param_state))
 
 
-def init_params(config: AlbertConfig, seed: int) -> Params:
+def init_params(parts: ModelParts, seed: int) -> Params:
     """Freshly initialised parameters (call under jit: each device computes only its shards)."""
-    model = AlbertForPreTraining(config, rngs=nnx.Rngs(seed))
+    model = parts.model_class(parts.config, rngs=nnx.Rngs(seed))
     return nnx.to_pure_dict(nnx.state(model, nnx.Param))
 
 
@@ -110,7 +111,7 @@ def make_init_fn(parts: ModelParts, optimizer: optax.GradientTransformation, see
                  shardings: TrainState) -> Callable[[], TrainState]:
     """A jitted function creating the state directly in its shardings (no host copy)."""
 
-    return jax.jit(lambda: fresh_state(init_params(parts.config, seed), optimizer),
+    return jax.jit(lambda: fresh_state(init_params(parts, seed), optimizer),
                    out_shardings=shardings)
 
 

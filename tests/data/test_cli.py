@@ -8,7 +8,7 @@ import types
 import pytest
 
 import albert_jax.cli
-from albert_jax.data.prepare import EVAL_SPLIT, TRAIN_SPLIT, load_documents
+from albert_jax.data.documents import EVAL_SPLIT, TRAIN_SPLIT, load_documents
 
 
 @pytest.fixture(autouse=True)

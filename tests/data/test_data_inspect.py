@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from albert_jax.cli import main
+from albert_jax.data.documents import load_documents
 from albert_jax.data.pipeline import make_pretraining_iterator
-from albert_jax.data.prepare import load_documents
 from albert_jax.data.pretraining import PretrainingDataConfig, Vocab
 
 # The batch fields the issue specifies, in order.

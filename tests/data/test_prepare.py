@@ -17,14 +17,8 @@ import numpy as np
 import pytest
 
 from albert_jax.data.corpus import BuiltinCorpus, Corpus, Document, sentences
-from albert_jax.data.prepare import (
-    EVAL_SPLIT,
-    SPLITS,
-    TRAIN_SPLIT,
-    _held_out,
-    load_documents,
-    prepare,
-)
+from albert_jax.data.documents import EVAL_SPLIT, SPLITS, TRAIN_SPLIT, load_documents
+from albert_jax.data.prepare import _held_out, prepare
 from albert_jax.data.tokenizer import Tokenizer
 from albert_jax.errors import InputError
 
@@ -228,7 +222,8 @@ def test_prepare_and_load_without_tensorflow(tmp_path, tiny_tokenizer):
 
         sys.meta_path[:] = [HideTensorFlow(list(sys.meta_path))]
         from albert_jax.data.corpus import TextFiles
-        from albert_jax.data.prepare import load_documents, prepare
+        from albert_jax.data.documents import load_documents
+        from albert_jax.data.prepare import prepare
         from albert_jax.data.tokenizer import Tokenizer
 
         tokenizer = Tokenizer.load({str(tiny_tokenizer.path)!r})

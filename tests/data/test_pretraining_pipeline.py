@@ -118,6 +118,11 @@ def test_restored_iterator_continues_exactly(worker_count):
     finally:
         if worker_count:
             resumed.close()
+    # Starting workers must not mark the process's absl flags as parsed (the caller's app may
+    # parse its own flags later).
+    from absl import flags
+
+    assert not flags.FLAGS.is_parsed()
 
 
 def test_orbax_checkpoint_restores_the_iterator(tmp_path: Path):
@@ -226,7 +231,7 @@ def test_prepared_dataset_streams_without_tensorflow(tiny_tokenizer, tiny_prepar
         f"""
         import sys
         from albert_jax.data.pipeline import make_pretraining_iterator
-        from albert_jax.data.prepare import load_documents
+        from albert_jax.data.documents import load_documents
         from albert_jax.data.pretraining import PretrainingDataConfig, Vocab
         from albert_jax.data.tokenizer import Tokenizer
 

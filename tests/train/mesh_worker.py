@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jax
 
+from albert_jax.tasks.registry import resolve
 from albert_jax.train import config as config_lib
 from albert_jax.train import loop
 
@@ -31,7 +32,7 @@ def run(workdir: Path, mesh: tuple[int, int, int], steps: int, *overrides: str) 
     config = config_lib.load_config(TINY_CONFIG, [
         f"--config.mesh.data={data}", f"--config.mesh.fsdp={fsdp}", f"--config.mesh.tensor={tensor}",
         f"--config.num_train_steps={steps}", *overrides])
-    state = loop.train(config, str(workdir), devices=jax.devices()[: data * fsdp * tensor])
+    state = loop.train(resolve(config), str(workdir), devices=jax.devices()[: data * fsdp * tensor])
 
     def pick(tree, path):
         for key in path:

@@ -35,3 +35,18 @@ def test_tokenizer_that_disagrees_with_the_model(run_cli, tmp_path, prepared_cor
                      "--config.model.vocab_size=300", check=False)
     fails_cleanly(result, "has 256 pieces but the model's vocab_size is 300")
     assert not workdir.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.optimizer=adamw"], "optimizer: 'lamb' -> 'adamw'"),
+    (["--config.global_batch_size=8"], "global_batch_size: 16 -> 8"),
+    (["--config.seed=1", "--config.data.max_predictions_per_seq=4"],
+     "data.max_predictions_per_seq: 5 -> 4; seed: 0 -> 1"),
+    (["--config.data.shuffle_window=0"], "data.shuffle_window must be at least 1"),
+], ids=["optimizer", "batch", "seed-and-masking", "bad-value"])
+def test_a_changed_run_is_refused_before_anything_is_written(run_cli, trained_workdir, args, message):
+    before = snapshot(trained_workdir)
+    result = run_cli("pretrain", "--config", TINY_CONFIG, "--workdir", trained_workdir,
+                     "--config.num_train_steps=3", *args, check=False)
+    fails_cleanly(result, message)
+    assert snapshot(trained_workdir) == before

@@ -46,7 +46,8 @@ def test_size_configs_follow_the_paper(size, version):
     config = config_lib.load_config(f"{PRETRAIN / size}.py:{version}")
     config_lib.validate(config)
     model = config_lib.model_config(config)
-    assert model == model.preset(f"{size}-{version}", dtype=model.dtype, remat_policy=model.remat_policy)
+    assert model == model.preset(f"{size}-{version}", dtype=model.dtype, remat_policy=model.remat_policy,
+                                 classifier_dropout_prob=0.0)
     assert (config.global_batch_size, config.seq_length, config.num_train_steps) == (4096, 512, 125_000)
     assert (config.optimizer, config.learning_rate, config.warmup_steps) == ("lamb", 0.00176, 3125)
     assert config.data.max_predictions_per_seq == 20
@@ -60,3 +61,17 @@ def test_size_config_needs_a_version():
 def test_missing_config_file():
     with pytest.raises(InputError, match="does not exist"):
         config_lib.load_config("no/such/config.py")
+
+
+SHIPPED_PRETRAINING = [(name, arg) for name in ("base", "large", "xlarge", "xxlarge") for arg in ("v1", "v2")]
+
+
+@pytest.mark.parametrize("name, arg", SHIPPED_PRETRAINING + [("tiny", None)])
+def test_pretraining_configs_use_dropout_only_where_the_original_did(name, arg):
+    """The original pretrains the SOP classifier without dropout, and the encoder with 0.1 only
+    for v1 below xxlarge."""
+    spec = f"{PRETRAIN / name}.py" + (f":{arg}" if arg else "")
+    model = config_lib.model_config(config_lib.load_config(spec))
+    assert model.classifier_dropout_prob == 0.0
+    encoder = 0.1 if arg == "v1" and name != "xxlarge" else 0.0
+    assert (model.hidden_dropout_prob, model.attention_probs_dropout_prob) == (encoder, encoder)

@@ -4,6 +4,7 @@ TensorBoard events without TensorFlow, the plot)."""
 import json
 import math
 import struct
+import time
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +13,9 @@ import pytest
 from flax import nnx
 
 from albert_jax.model import AlbertConfig, AlbertForPreTraining
-from albert_jax.train import loop, metrics, plot
+from albert_jax.tasks.registry import resolve
+from albert_jax.train import data as data_lib
+from albert_jax.train import devices, loop, metrics, plot
 from albert_jax.train.state import ModelParts
 
 REQUIRED = {"loss", "mlm_loss", "mlm_accuracy", "sop_loss", "sop_accuracy", "learning_rate",
@@ -43,7 +46,7 @@ def matmul_flops(jaxpr) -> int:
 def test_flops_count_every_layer_application(layers, groups, inner):
     config = AlbertConfig.preset("tiny", num_hidden_layers=layers, num_hidden_groups=groups,
                                  inner_group_num=inner, embedding_size=24)
-    parts = ModelParts.create(config)
+    parts = ModelParts.create(config, AlbertForPreTraining)
     batch, length, predictions = 3, 16, 5
     ids, positions = jnp.zeros((batch, length), jnp.int32), jnp.zeros((batch, predictions), jnp.int32)
     forward = lambda params: parts.merge(params, train=False)(ids, masked_lm_positions=positions)
@@ -56,8 +59,8 @@ def test_flops_count_every_layer_application(layers, groups, inner):
                                         ("TPU v4", 275e12), ("NVIDIA H100 80GB HBM3", 989e12),
                                         ("NVIDIA H100 PCIe", 756e12), ("cpu", None)])
 def test_peak_flops_by_device_kind(kind, peak):
-    assert metrics.peak_flops(kind) == peak
-    assert metrics.peak_flops(kind, override=1e12) == 1e12
+    assert devices.peak_flops(kind) == peak
+    assert devices.peak_flops(kind, override=1e12) == 1e12
 
 
 def tensorboard_tags(directory) -> set[str]:
@@ -80,7 +83,7 @@ def test_run_writes_metrics_tensorboard_plot_and_a_loadable_model(tiny_config, t
     config = tiny_config("--config.num_train_steps=4", "--config.log_every_steps=2",
                          "--config.eval_every_steps=2", "--config.eval_steps=1",
                          "--config.peak_flops_per_device=1e12")
-    state = loop.train(config, str(tmp_path))
+    state = loop.train(resolve(config), str(tmp_path))
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if "loss" in r]
     evals = [r for r in records if "eval_loss" in r]
@@ -99,3 +102,41 @@ def test_run_writes_metrics_tensorboard_plot_and_a_loadable_model(tiny_config, t
     model = AlbertForPreTraining.from_pretrained(tmp_path)
     jax.tree.map(np.testing.assert_array_equal, nnx.to_pure_dict(nnx.state(model, nnx.Param)),
                  jax.device_get(state.params))
+
+
+def test_logged_step_times_add_up_to_the_training_time(tiny_config, tmp_path, monkeypatch):
+    """An evaluation on a step that is not logged pauses the run while train steps are still
+    running on the device; their time must count as training, not as the pause."""
+    events = {"evals": []}
+    real_global_batch, real_write = data_lib.global_batch, metrics.MetricsWriter.write
+
+    def first_batch(*args, **kwargs):
+        events.setdefault("start", time.perf_counter())
+        return real_global_batch(*args, **kwargs)
+
+    def slow_evaluate(*args, **kwargs):
+        start = time.perf_counter()
+        time.sleep(0.5)
+        events["evals"].append((start, time.perf_counter()))
+        return {}
+
+    def write(self, step, values):
+        real_write(self, step, values)
+        if "step_time" in values:
+            events.setdefault("logs", []).append((time.perf_counter(), step, values["step_time"]))
+
+    monkeypatch.setattr(data_lib, "global_batch", first_batch)
+    monkeypatch.setattr(loop, "_evaluate", slow_evaluate)
+    monkeypatch.setattr(metrics.MetricsWriter, "write", write)
+    # Steps heavy enough that the host runs ahead of the device between logs.
+    config = tiny_config("--config.num_train_steps=30", "--config.log_every_steps=10",
+                         "--config.eval_every_steps=15", "--config.eval_steps=1",
+                         "--config.checkpoint_every_steps=1000", "--config.global_batch_size=256",
+                         "--config.seq_length=64")
+    loop.train(resolve(config), str(tmp_path))
+    end, last_step, _ = events["logs"][-1]
+    paused = sum(stop - start for start, stop in events["evals"] if stop < end)
+    wall = end - events["start"] - paused
+    logged = sum(10 * step_time for _, _, step_time in events["logs"])
+    assert last_step == 30 and paused > 0
+    assert abs(logged - wall) < 0.1 * wall, (logged, wall)

@@ -1,6 +1,8 @@
 """Resuming: after SIGKILL, a rerun continues from the last checkpoint with exactly the losses
 of an uninterrupted run; SIGTERM saves and stops cleanly. Both on the real data pipeline."""
 
+import json
+import shutil
 import signal
 import subprocess
 
@@ -68,3 +70,24 @@ def test_rerunning_a_finished_run_changes_nothing(run_cli, trained_workdir):
                      "--config.num_train_steps=2")
     assert "already trained to step 2" in result.stderr
     assert snapshot(trained_workdir) == before
+
+
+def test_resume_accepts_changes_that_keep_it_exact(run_cli, trained_workdir, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_workdir, workdir)
+    run_cli("pretrain", "--config", TINY_CONFIG, "--workdir", workdir, "--config.num_train_steps=3",
+            "--config.log_every_steps=2", "--config.checkpoint_every_steps=3")
+    assert max(losses(workdir)) == 3
+    record = json.loads((workdir / "config_changes.jsonl").read_text().splitlines()[-1])
+    assert record["resumed_at_step"] == 2 and record["accepted_by"] == "resumable"
+    assert "num_train_steps: 2 -> 3" in record["changes"]
+
+
+def test_accept_changes_continues_a_changed_run_and_records_it(run_cli, trained_workdir, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_workdir, workdir)
+    run_cli("pretrain", "--config", TINY_CONFIG, "--workdir", workdir, "--config.num_train_steps=3",
+            "--config.seed=1", "--config.accept_changes=true")
+    record = json.loads((workdir / "config_changes.jsonl").read_text().splitlines()[-1])
+    assert record["accepted_by"] == "accept_changes" and "seed: 0 -> 1" in record["changes"]
+    assert json.loads((workdir / "train_config.json").read_text())["seed"] == 1

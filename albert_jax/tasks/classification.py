@@ -1,0 +1,88 @@
+"""Sequence classification and regression of one text or a pair (GLUE, any local table).
+
+The pooled [CLS] output goes through dropout and a dense layer (`AlbertForSequenceClassification`);
+classification is trained with cross-entropy, regression (one output) with squared error, as the
+original `run_classifier.py` and transformers do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+
+from albert_jax.errors import InputError
+from albert_jax.model import AlbertForSequenceClassification
+from albert_jax.tasks import finetune
+from albert_jax.tasks.examples import TextExample
+from albert_jax.tasks.finetune import EXAMPLE_INDEX, Encoded, FinetuneTask
+from albert_jax.tasks.losses import classification_sums, regression_sums
+from albert_jax.train.task import Batch, FieldSpec, Sums
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TextClassificationTask(FinetuneTask):
+    """Classification (`labels`: class names in class-id order) or regression (`labels` None)
+    of `TextExample`s."""
+
+    model_class = AlbertForSequenceClassification
+
+    def example_spec(self, length: int) -> dict[str, FieldSpec]:
+        return {
+            "input_ids": ((length,), np.int32),
+            "attention_mask": ((length,), np.int32),
+            "token_type_ids": ((length,), np.int32),
+            "labels": ((), np.float32 if self.regression else np.int32),
+            EXAMPLE_INDEX: ((), np.int32),
+        }
+
+    def head_sums(self, logits: jax.Array, batch: Batch) -> Sums:
+        if self.regression:
+            return regression_sums(logits, batch["labels"], self.weights(batch))
+        return classification_sums(logits, batch["labels"], self.weights(batch))
+
+    def _gold(self, example: TextExample) -> float | int:
+        return float(example.label) if self.regression else self.labels.index(example.label)
+
+    def evaluate(self, sums: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, float]:
+        logits = finetune.real_rows(outputs)["logits"]
+        predicted = logits[:, 0] if self.regression else logits.argmax(-1)
+        return {"loss": self.eval_loss(sums), **self.score_dev_sets(self._gold, predicted)}
+
+    def write_predictions(self, outputs: dict[str, np.ndarray], workdir: str) -> None:
+        """WORKDIR/dev_predictions.jsonl: per dev example its id, the predicted label and the
+        class probabilities (or the score), and the gold label."""
+        rows = finetune.real_rows(outputs)
+        records = []
+        for (example, suffix), logits in zip(self.dev_examples(), rows["logits"]):
+            record = {"guid": example.guid, "dev_set": "dev" + suffix}
+            if self.regression:
+                record["score"] = float(logits[0])
+            else:
+                probabilities = np.exp(logits - logits.max())
+                probabilities /= probabilities.sum()
+                record["label"] = self.labels[int(logits.argmax())]
+                record["probabilities"] = {name: float(p) for name, p in zip(self.labels, probabilities)}
+            record["gold"] = example.label
+            records.append(record)
+        finetune.write_jsonl(os.path.join(workdir, "dev_predictions.jsonl"), records)
+
+    def encode(self, tokenizer, examples: Sequence[TextExample]) -> Encoded:
+        """Token ids of each example, a pair truncated longest first, one token at a time, as
+        the original."""
+        pairs = [e.text_b for e in examples]
+        has_pairs = any(text is not None for text in pairs)
+        if has_pairs and not all(text is not None for text in pairs):
+            raise InputError(f"{self.name}: some examples have a second text and others do not")
+        encoded = tokenizer([e.text_a for e in examples], pairs if has_pairs else None,
+                            truncation=True, max_length=self.max_length)
+        labels = np.array([0 if e.label is None else self._gold(e) for e in examples],
+                          np.float32 if self.regression else np.int32)
+        return Encoded(
+            tokens={key: [np.asarray(ids, np.int32) for ids in encoded[key]]
+                    for key in ("input_ids", "attention_mask", "token_type_ids")},
+            values={"labels": labels},
+            pad={"input_ids": tokenizer.pad_token_id, "attention_mask": 0, "token_type_ids": 0})

@@ -1,0 +1,477 @@
+"""What every fine-tuning task shares: the recipe, the model it starts from, its tokenizer, and
+the path from tokenized examples to batches padded to a few length buckets.
+
+The recipe is the original's (google-research/ALBERT `optimization.py` with `--optimizer=adamw`):
+AdamW without bias correction, epsilon 1e-6, weight decay 0.01 except LayerNorm and biases,
+gradients clipped to norm 1.0, learning rate warmed up linearly then decayed linearly to 0 over
+all steps. Each task's config sets the paper's learning rate, batch size, steps, warmup, length
+and dropout (Lan et al. 2019, appendix A.4).
+
+Batches: the training order is a seeded shuffle of all examples, reshuffled every pass, cut into
+global batches. Every process knows every example's length, so all processes pad a batch to the
+same bucket (the smallest of `length_buckets` that holds its longest example) and then take their
+own rows. The trainer compiles its step once per bucket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import grain
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from ml_collections import config_dict
+
+from albert_jax.errors import InputError
+from albert_jax.model import AlbertConfig
+from albert_jax.tasks.losses import counts, mean_loss
+from albert_jax.train import config as config_lib
+from albert_jax.train import metrics as metrics_lib
+from albert_jax.train.task import Batch, Sums
+
+log = logging.getLogger("albert_jax")
+
+# Every batch carries the index of each row's example (-1 for the rows that pad the last eval
+# batch), so eval outputs map back to examples and padding rows count zero.
+EXAMPLE_INDEX = "example_index"
+# The smallest length bucket; buckets double up to the task's maximum length.
+_SMALLEST_BUCKET = 16
+
+
+def finetune_config() -> ml_collections.ConfigDict:
+    """Every key a fine-tuning run reads, with the original's recipe; a task's config sets the
+    task and the paper's numbers for it."""
+    c = config_lib.default_config()
+    c.optimizer = "adamw"
+    c.weight_decay = 0.01
+    c.adam_epsilon = 1e-6
+    c.grad_clip_norm = 1.0
+    # The task's default maximum length, lowered to the model's max_position_embeddings (with a
+    # warning) when that is shorter; a length given explicitly must fit the model.
+    c.seq_length = config_dict.placeholder(int)
+    # The original evaluated every saved checkpoint (every 100 steps) and kept the best.
+    c.eval_every_steps = 100
+    c.checkpoint_every_steps = 500
+    c.keep_checkpoints = 1
+    c.log_every_steps = 50
+    # The model starts from `init_from` (a Hugging Face directory, an original TF release, a
+    # pretraining workdir, or save_pretrained output); its config.json gives the architecture,
+    # and `model.*` keys set here change it (dropout). Without init_from, `model.preset` at random.
+    c.model.classifier_dropout_prob = 0.1
+    c.model.hidden_dropout_prob = 0.0
+    c.model.attention_probs_dropout_prob = 0.0
+    # The SentencePiece model; default: the one beside init_from.
+    c.tokenizer = ""
+    # "0,1,2,3,4": one run per seed in WORKDIR/seed_<n>, and their median (the paper's protocol).
+    c.seeds = ""
+    # Where the task's data is; each task's config documents the keys it reads.
+    c.data = ml_collections.ConfigDict()
+    return c
+
+
+def paper_recipe(config: ml_collections.ConfigDict, *, learning_rate: float, batch_size: int,
+                 train_steps: int, warmup_steps: int, albert_dropout: float) -> None:
+    """Sets one row of the paper's fine-tuning table (classifier dropout is 0.1 throughout)."""
+    config.learning_rate = learning_rate
+    config.global_batch_size = batch_size
+    config.num_train_steps = train_steps
+    config.warmup_steps = warmup_steps
+    config.model.hidden_dropout_prob = albert_dropout
+    config.model.attention_probs_dropout_prob = albert_dropout
+
+
+# -- the starting model and its tokenizer --------------------------------------------------------
+
+
+def starting_model(config: ml_collections.ConfigDict) -> AlbertConfig:
+    """The architecture of `init_from` (or `model.preset`), with the config's `model.*` keys."""
+    explicit = {k: v for k, v in config.model.items() if k != "preset" and v is not None}
+    if not config.init_from:
+        log.warning("\n%s\nNO init_from: fine-tuning starts from RANDOM weights (%s). Set "
+                    "--config.init_from=PATH to a pretrained ALBERT.\n%s", "!" * 78,
+                    config.model.preset, "!" * 78)
+        return AlbertConfig.preset(config.model.preset, **explicit)
+    path = Path(config.init_from)
+    for name in ("config.json", "albert_config.json"):
+        if (path / name).is_file():
+            return AlbertConfig.from_json_file(path / name).replace(**explicit)
+    raise InputError(f"init_from {str(path)!r} holds no config.json (Hugging Face, albert_jax) or "
+                     "albert_config.json (original release)")
+
+
+def tokenizer_file(config: ml_collections.ConfigDict) -> Path:
+    """The SentencePiece .model file: `tokenizer`, else the one beside `init_from`."""
+    if not (config.tokenizer or config.init_from):
+        raise InputError("no tokenizer: set --config.tokenizer to a SentencePiece .model file "
+                         "(or --config.init_from to a model directory that holds one)")
+    source = Path(config.tokenizer or config.init_from)
+    if source.is_file():
+        return source
+    for name in ("spiece.model", "30k-clean.model"):
+        if (source / name).is_file():
+            return source / name
+    where = "tokenizer" if config.tokenizer else "init_from"
+    raise InputError(f"{where} {str(source)!r} holds no spiece.model (Hugging Face, albert_jax) or "
+                     "30k-clean.model (original release); set --config.tokenizer to the .model file")
+
+
+def max_length(config: ml_collections.ConfigDict, model: AlbertConfig, default: int) -> int:
+    """The sequence length: `seq_length` if given (it must fit the model), else the task's
+    default lowered to the model's positions."""
+    if config.seq_length is not None:
+        if config.seq_length > model.max_position_embeddings:
+            raise InputError(f"seq_length {config.seq_length} exceeds the model's "
+                             f"max_position_embeddings {model.max_position_embeddings}")
+        return config.seq_length
+    if default > model.max_position_embeddings:
+        log.warning("the task's default length %d exceeds the model's max_position_embeddings %d; "
+                    "using %d", default, model.max_position_embeddings, model.max_position_embeddings)
+        return model.max_position_embeddings
+    return default
+
+
+def length_buckets(maximum: int) -> tuple[int, ...]:
+    """Widths batches are padded to: doubling from 16 (multiples of 8 suit every accelerator),
+    and the maximum itself."""
+    buckets, width = [], _SMALLEST_BUCKET
+    while width < maximum:
+        buckets.append(width)
+        width *= 2
+    return (*buckets, maximum)
+
+
+# -- tokenized examples and their batches --------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Encoded:
+    """Tokenized examples: token fields of varying length (the last axis; padded per batch) and
+    fields of one fixed shape per example.
+
+    `tokens[name][i]` is example i's field, e.g. `input_ids` [length] or, for multiple choice,
+    [choices, length]; `pad[name]` is its padding value. `values[name]` is [N, ...].
+    """
+
+    tokens: dict[str, list[np.ndarray]]
+    values: dict[str, np.ndarray]
+    pad: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.tokens["input_ids"])
+
+    def lengths(self) -> np.ndarray:
+        return np.array([ids.shape[-1] for ids in self.tokens["input_ids"]], np.int64)
+
+    def batch(self, indices: np.ndarray, width: int) -> dict[str, np.ndarray]:
+        """The examples at `indices` (-1: a padding row), every token field padded to `width`."""
+        real = np.maximum(indices, 0)
+        out = {EXAMPLE_INDEX: indices.astype(np.int32)}
+        for name, fields in self.tokens.items():
+            shape = (len(indices), *fields[0].shape[:-1], width)
+            array = np.full(shape, self.pad[name], fields[0].dtype)
+            for row, (index, keep) in enumerate(zip(real, indices >= 0)):
+                if keep:
+                    field = fields[index]
+                    array[row, ..., :field.shape[-1]] = field
+            out[name] = array
+        for name, values in self.values.items():
+            column = values[real].copy()
+            column[indices < 0] = 0
+            out[name] = column
+        return out
+
+
+def bucket_of(length: int, buckets: Sequence[int]) -> int:
+    return next(b for b in buckets if b >= length)
+
+
+class _GlobalBatch:
+    """Indices of one global batch -> this process's rows, padded to the batch's bucket."""
+
+    def __init__(self, encoded: Encoded, buckets: Sequence[int], rows: tuple[int, int]):
+        self.encoded, self.buckets, self.rows = encoded, tuple(buckets), rows
+        self.lengths = encoded.lengths()
+
+    def __call__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        indices = np.asarray(indices, np.int64)
+        real = indices[indices >= 0]
+        width = bucket_of(int(self.lengths[real].max()) if len(real) else 1, self.buckets)
+        return self.encoded.batch(indices[self.rows[0]:self.rows[1]], width)
+
+
+class FinetuneData:
+    """A task's tokenized train and dev examples as the trainer's `TaskData`."""
+
+    def __init__(self, train: Encoded, dev: Encoded | None, *, buckets: Sequence[int],
+                 global_batch_size: int, seed: int, tokenizer_path: Path):
+        if len(train) == 0:
+            raise InputError("the training set has no examples")
+        self.train, self.dev, self.buckets = train, dev, tuple(buckets)
+        self.global_batch_size, self.seed = global_batch_size, seed
+        self.tokenizer_path = tokenizer_path
+        self.has_eval = dev is not None and len(dev) > 0
+
+    def train_iterator(self, rows: tuple[int, int]) -> grain.DatasetIterator:
+        order = (grain.MapDataset.range(len(self.train)).shuffle(seed=self.seed).repeat()
+                 .batch(self.global_batch_size, drop_remainder=True)
+                 .map(_GlobalBatch(self.train, self.buckets, rows)))
+        return iter(order.to_iter_dataset())
+
+    def eval_batches(self, rows: tuple[int, int]) -> Iterator[dict[str, np.ndarray]]:
+        """The dev set in order, the last batch completed with padding rows (index -1)."""
+        size = self.global_batch_size
+        count = -(-len(self.dev) // size) * size
+        indices = np.where(np.arange(count) < len(self.dev), np.arange(count), -1)
+        make = _GlobalBatch(self.dev, self.buckets, rows)
+        for start in range(0, count, size):
+            yield make(indices[start:start + size])
+
+
+def real_rows(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Eval outputs without the padding rows, in example order."""
+    keep = outputs[EXAMPLE_INDEX] >= 0
+    order = np.argsort(outputs[EXAMPLE_INDEX][keep], kind="stable")
+    return {k: np.asarray(v)[keep][order] for k, v in outputs.items()}
+
+
+def write_jsonl(path: str | os.PathLike, records: Sequence[dict[str, Any]]) -> None:
+    """Writes records as JSON lines, replacing `path` only once complete."""
+    tmp = f"{os.fspath(path)}.tmp"
+    with open(tmp, "w") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+    os.replace(tmp, path)
+
+
+# -- the task ------------------------------------------------------------------------------------
+
+# (labels, predictions) -> metrics, as the functions of `tasks.metrics` compute them.
+Metrics = Callable[[Any, Any], dict[str, float]]
+# The loss terms' sums and counts (`tasks.losses`), then the padding statistics.
+SUM_KEYS = ("nll", "correct", "squared_error", "count", "tokens", "slots")
+
+
+@dataclasses.dataclass(frozen=True)
+class DevSet:
+    """One dev set: its examples and the suffix of its metric names (MNLI mismatched: "_mm")."""
+
+    examples: tuple[Any, ...]
+    suffix: str = ""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FinetuneTask:
+    """What every fine-tuning task does the same way, as the trainer's `Task`.
+
+    A task type (classification, multiple choice, tagging) adds its model class and batch
+    contract (`example_spec`), its head's logits and loss sums (`head_sums`), which rows or
+    tokens count (`weights`), how examples become token ids (`encode`), and its evaluation.
+    """
+
+    name: str  # for messages, e.g. "glue/sst-2"
+    labels: tuple[str, ...] | None  # class names in class-id order; None for regression
+    train: tuple[Any, ...]
+    dev: tuple[DevSet, ...]
+    metrics_fn: Metrics
+    best_metric: tuple[str, bool]  # (dev metric, higher is better)
+    model: AlbertConfig
+    max_length: int
+    seed: int
+    tokenizer_path: Path
+
+    sum_keys = SUM_KEYS
+
+    @classmethod
+    def create(cls, config: ml_collections.ConfigDict, *, name: str, labels: tuple[str, ...] | None,
+               train: Sequence[Any], dev: Sequence[DevSet], metrics_fn: Metrics, best_metric: str,
+               default_length: int, **fields: Any) -> FinetuneTask:
+        """The task with the model it starts from, given as many outputs as it has labels."""
+        if not train:
+            raise InputError(f"{name}: the training set has no examples")
+        num_labels, label_names = cls.head_labels(labels)
+        model = starting_model(config).replace(num_labels=num_labels, label_names=label_names)
+        return cls(name, labels, tuple(train), tuple(dev), metrics_fn, (best_metric, True), model,
+                   max_length(config, model, default_length), config.seed, tokenizer_file(config),
+                   **fields)
+
+    @staticmethod
+    def head_labels(labels: tuple[str, ...] | None) -> tuple[int, tuple[str, ...]]:
+        """The head's number of outputs and their names: one per class, or one for regression."""
+        return (1, ()) if labels is None else (len(labels), labels)
+
+    @property
+    def regression(self) -> bool:
+        return self.labels is None
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        return length_buckets(self.max_length)
+
+    def model_config(self, config: ml_collections.ConfigDict) -> AlbertConfig:
+        return self.model
+
+    # -- the loss ------------------------------------------------------------------------------
+
+    def logits(self, model: nnx.Module, batch: Batch, dropout_key: jax.Array | None) -> jax.Array:
+        return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                     rngs=dropout_key).logits
+
+    def weights(self, batch: Batch) -> jax.Array:
+        """1 for what the loss counts (rows, or tokens), 0 for padding."""
+        return (batch[EXAMPLE_INDEX] >= 0).astype(jnp.float32)
+
+    def head_sums(self, logits: jax.Array, batch: Batch) -> Sums:
+        raise NotImplementedError
+
+    def _sums(self, logits: jax.Array, batch: Batch) -> Sums:
+        sums = self.head_sums(logits, batch)
+        rows = (batch[EXAMPLE_INDEX] >= 0).astype(jnp.float32)
+        mask = batch["attention_mask"].astype(jnp.float32)
+        sums["tokens"] = jnp.sum(mask * rows.reshape(rows.shape + (1,) * (mask.ndim - 1)))
+        sums["slots"] = jnp.sum(rows) * (mask.size // mask.shape[0])
+        return {k: sums.get(k, jnp.zeros((), jnp.float32)) for k in self.sum_keys}
+
+    def sums(self, model: nnx.Module, batch: Batch, dropout_key: jax.Array | None) -> Sums:
+        return self._sums(self.logits(model, batch, dropout_key), batch)
+
+    def normalisers(self, batch: Batch) -> dict[str, jax.Array]:
+        return counts(self.weights(batch))
+
+    def _loss_sums(self, sums: Sums) -> Sums:
+        term = "squared_error" if self.regression else "nll"
+        return {term: sums[term], "count": sums["count"]}
+
+    def loss(self, sums: Sums, normalisers: dict[str, jax.Array]) -> jax.Array:
+        return mean_loss(self._loss_sums(sums), normalisers)
+
+    def metrics(self, sums: Sums) -> dict[str, jax.Array]:
+        out = {"loss": mean_loss(self._loss_sums(sums))}
+        if not self.regression:
+            out["accuracy"] = sums["correct"] / jnp.maximum(sums["count"], 1.0)
+        # Share of the padded token slots that hold no token: what the length buckets leave.
+        out["padding_fraction"] = 1.0 - sums["tokens"] / jnp.maximum(sums["slots"], 1.0)
+        return out
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def eval_outputs(self, model: nnx.Module, batch: Batch) -> tuple[Sums, dict[str, jax.Array]]:
+        logits = self.logits(model, batch, None)
+        return self._sums(logits, batch), {**self.predictions(logits), EXAMPLE_INDEX: batch[EXAMPLE_INDEX]}
+
+    def predictions(self, logits: jax.Array) -> dict[str, jax.Array]:
+        """The per-example outputs evaluation and the prediction files read."""
+        return {"logits": logits}
+
+    def dev_examples(self) -> list[tuple[Any, str]]:
+        """Every dev example with its dev set's suffix, in evaluation order."""
+        return [(example, dev.suffix) for dev in self.dev for example in dev.examples]
+
+    def eval_loss(self, sums: dict[str, np.ndarray]) -> float:
+        return float(np.asarray(mean_loss(self._loss_sums(sums))))
+
+    def score_dev_sets(self, gold: Callable[[Any], Any], predicted: Sequence[Any]) -> dict[str, float]:
+        """`metrics_fn` over each dev set, its metric names with the set's suffix."""
+        results, start = {}, 0
+        for dev in self.dev:
+            stop = start + len(dev.examples)
+            labels = [gold(example) for example in dev.examples]
+            for key, value in self.metrics_fn(labels, predicted[start:stop]).items():
+                results[key + dev.suffix] = value
+            start = stop
+        if start != len(predicted):
+            raise AssertionError(f"{len(predicted)} predictions for {start} dev examples")
+        return results
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def encode(self, tokenizer: Any, examples: Sequence[Any]) -> Encoded:
+        raise NotImplementedError
+
+    def open_data(self, model: AlbertConfig, global_batch_size: int) -> FinetuneData:
+        from albert_jax import AlbertTokenizer
+
+        tokenizer = AlbertTokenizer.from_pretrained(self.tokenizer_path)
+        if tokenizer.vocab_size != model.vocab_size:
+            raise InputError(f"tokenizer {str(self.tokenizer_path)!r} has {tokenizer.vocab_size} pieces "
+                             f"but the model's vocab_size is {model.vocab_size}; use the tokenizer "
+                             "the model was pretrained with")
+        dev = [example for example, _ in self.dev_examples()]
+        return FinetuneData(self.encode(tokenizer, self.train),
+                            self.encode(tokenizer, dev) if dev else None,
+                            buckets=self.lengths, global_batch_size=global_batch_size,
+                            seed=self.seed, tokenizer_path=self.tokenizer_path)
+
+    def flops_per_example(self, model: AlbertConfig) -> float:
+        return metrics_lib.train_flops_per_example(model, self.max_length, 0)
+
+
+# -- runs, one per seed --------------------------------------------------------------------------
+
+
+def parse_seeds(config: ml_collections.ConfigDict) -> list[int] | None:
+    """The seeds of `seeds` ("0,1,2"), or None for one run with `seed`."""
+    if not config.seeds:
+        return None
+    try:
+        seeds = [int(part) for part in config.seeds.split(",")]
+    except ValueError:
+        raise InputError(f"seeds {config.seeds!r}: expected integers separated by commas, "
+                         "e.g. --config.seeds=0,1,2,3,4") from None
+    if len(set(seeds)) != len(seeds) or any(seed < 0 for seed in seeds):
+        raise InputError(f"seeds {config.seeds!r}: give distinct non-negative integers")
+    return seeds
+
+
+def run_seeds(config: ml_collections.ConfigDict, workdir: str, seeds: list[int] | None) -> None:
+    """One fine-tuning run in `workdir`, or one per seed in `workdir/seed_<n>` with every seed's
+    results and their median in `workdir/eval_results.json` (the paper reports medians of 5)."""
+    import jax
+
+    from albert_jax import workdir as layout
+    from albert_jax.tasks.registry import resolve
+    from albert_jax.train import loop
+
+    run = resolve(config)
+    if seeds is None:
+        loop.train(run, workdir)
+        return
+    per_seed = {}
+    for seed in seeds:
+        seed_config = ml_collections.ConfigDict(config.to_dict())
+        seed_config.seed = seed
+        seed_dir = os.path.join(workdir, f"seed_{seed}")
+        loop.train(run.replace(config=seed_config, task=dataclasses.replace(run.task, seed=seed)), seed_dir)
+        with open(os.path.join(seed_dir, layout.RESULTS)) as f:
+            per_seed[str(seed)] = json.load(f)
+    if jax.process_index() == 0:
+        _write_json(os.path.join(workdir, layout.RESULTS), seed_summary(per_seed))
+
+
+def seed_summary(per_seed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every seed's results and, per metric, the median over seeds of the best checkpoints."""
+    first = next(iter(per_seed.values()))
+    return {
+        "protocol": (f"median over seeds {', '.join(per_seed)} of each seed's best checkpoint "
+                     "(the ALBERT paper's protocol: median of 5 runs); " + first["selection"]),
+        "median": {name: float(np.median([r["best"][name] for r in per_seed.values()]))
+                   for name in first["best"]},
+        "median_final": {name: float(np.median([r["final"][name] for r in per_seed.values()]))
+                         for name in first["final"]},
+        "seeds": per_seed,
+    }
+
+
+def _write_json(path: str, value: Any) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,52 @@
+"""`albert-jax finetune` end to end on tasks the tests make: the model learns, the best
+checkpoint is kept and exported, and the outputs are what the README promises."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from albert_jax.cli import main
+
+CLASSIFICATION = "configs/finetune/classification.py"
+# Small and fast: the toy tasks need a high learning rate and a few hundred examples.
+FAST = ["--config.learning_rate=2e-3", "--config.warmup_steps=10", "--config.global_batch_size=16",
+        "--config.num_train_steps=120", "--config.eval_every_steps=40", "--config.log_every_steps=40",
+        "--config.checkpoint_every_steps=60", "--config.seq_length=32"]
+
+
+@pytest.fixture(scope="module")
+def sentiment_run(tmp_path_factory, pretrained_dir, sentiment_files):
+    train, dev = sentiment_files
+    workdir = tmp_path_factory.mktemp("sentiment_run")
+    assert main(["finetune", "--config", CLASSIFICATION, "--workdir", str(workdir),
+                 f"--config.init_from={pretrained_dir}", f"--config.data.train_file={train}",
+                 f"--config.data.dev_file={dev}", "--config.data.text_column=sentence", *FAST]) == 0
+    return workdir
+
+
+def test_a_tiny_model_learns_a_local_classification_task(sentiment_run):
+    results = json.loads((sentiment_run / "eval_results.json").read_text())
+    assert results["best"]["accuracy"] >= 0.9, results
+    assert results["best_step"] in (40, 80, 120) and results["final_step"] == 120
+    assert "highest dev accuracy" in results["selection"]
+    predictions = [json.loads(line) for line in (sentiment_run / "dev_predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 60
+    assert {p["label"] for p in predictions} <= {"neg", "pos"}
+    assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-5 for p in predictions)
+    accuracy = np.mean([p["label"] == p["gold"] for p in predictions])
+    assert accuracy == pytest.approx(results["best"]["accuracy"])
+    records = [json.loads(line) for line in (sentiment_run / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 <= r["padding_fraction"] < 1 for r in records if "padding_fraction" in r)
+
+
+def test_the_best_model_loads_in_transformers_with_its_labels(sentiment_run):
+    transformers = pytest.importorskip("transformers")
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(sentiment_run / "best")
+    assert type(model).__name__ == "AlbertForSequenceClassification"
+    assert model.config.id2label == {0: "neg", 1: "pos"}
+    tokenizer = transformers.AlbertTokenizer.from_pretrained(sentiment_run / "best")
+    inputs = tokenizer(["the cat sat on a good mat", "the dog ran on an awful road"], return_tensors="pt", padding=True)
+    assert model(**inputs).logits.argmax(-1).tolist() == [1, 0]
