@@ -13,6 +13,9 @@ Any config key can be overridden with --config.KEY=VALUE, nested keys with dots,
   --config.num_train_steps=1000 --config.mesh.fsdp=4 --config.model.dtype=bfloat16
 Unknown keys are an error. The keys and their meaning: albert_jax/train/config.py."""
 
+_SHIPPED_HELP = ("a config shipped with albert_jax is found by name from any directory: "
+                 "pretrain/base.py:v2, pretrain/base:v2")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     pretrain = subparsers.add_parser(
@@ -22,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=_OVERRIDES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     pretrain.add_argument(
         "--config", metavar="FILE[:ARG]",
-        help="config file and its argument, e.g. configs/pretrain/base.py:v2 "
-             "(default: configs/pretrain/tiny.py, a tiny model on the built-in corpus)")
+        help=f"config file and its argument, e.g. configs/pretrain/base.py:v2; {_SHIPPED_HELP} "
+             "(default: pretrain/tiny.py, a tiny model on the built-in corpus)")
     pretrain.add_argument(
         "--workdir", metavar="DIR",
         help="where checkpoints, metrics and TensorBoard files go "
@@ -40,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "config does not fit.",
         epilog=_OVERRIDES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     compile_.add_argument("--config", metavar="FILE[:ARG]", required=True,
-                          help="config file and its argument, e.g. configs/pretrain/base.py:v2")
+                          help=f"config file and its argument, e.g. configs/pretrain/base.py:v2; {_SHIPPED_HELP}")
     compile_.add_argument("--topology", metavar="NAME", required=True,
                           help="TPU slice: v4:2x2x2, v5e:4x4, v5p:4x4x4, v6e:8x8, ...")
     compile_.set_defaults(run=_compile, accepts_overrides=True)
@@ -66,7 +69,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 
 def default_workdir(config_spec: str | None) -> str:
     """albert_jax_workdirs/<config file stem>[_<arg>], e.g. albert_jax_workdirs/base_v2."""
-    path, _, arg = (config_spec or str(config_lib.DEFAULT_PRETRAIN_CONFIG)).partition(":")
+    path, _, arg = (config_spec or config_lib.DEFAULT_PRETRAIN_CONFIG).partition(":")
     name = os.path.splitext(os.path.basename(path))[0] + (f"_{arg}" if arg else "")
     return os.path.join("albert_jax_workdirs", name)
 
@@ -89,8 +92,12 @@ def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
 
 
 def _compile(args: argparse.Namespace, overrides: list[str]) -> int:
-    # Compile on this machine's CPU for the described TPUs; never try to open a local TPU.
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import jax
+
+    # Compile on this machine's CPU for the described TPUs: never start a local accelerator (a
+    # TPU VM's chips may be busy training). Only the config can say so once jax is imported (the
+    # JAX_PLATFORMS variable is read at import), and only before the first backend starts.
+    jax.config.update("jax_platforms", "cpu")
     from albert_jax.tasks.registry import resolve
     from albert_jax.train import aot
 

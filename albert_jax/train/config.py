@@ -3,6 +3,8 @@
 A config file is a plain Python module (big_vision style). It starts from `default_config()`,
 which holds every key the trainer reads, changes what it needs, and documents in its docstring
 how to run it. `FILE:arg` passes `arg` to `get_config`, e.g. `configs/pretrain/base.py:v1`.
+The configs/ folder ships inside the package as `albert_jax.configs`, so its files are found by
+name (`pretrain/base.py:v1`) from any directory, after any kind of install.
 
 The returned `ConfigDict` is locked: an override of a key that does not exist is an error naming
 the key and its closest matches, never a silently added field.
@@ -13,11 +15,13 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import importlib.resources
 import importlib.util
 import math
 import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from importlib.resources.abc import Traversable
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 import ml_collections
@@ -30,9 +34,11 @@ from albert_jax.model.config import AlbertConfig
 if TYPE_CHECKING:  # loading configs needs no JAX
     from albert_jax.train.task import Task
 
-# The source checkout's `configs/` folder (an editable install keeps the package beside it).
-CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
-DEFAULT_PRETRAIN_CONFIG = CONFIGS_DIR / "pretrain" / "tiny.py"
+# The checkout's configs/ folder, shipped in wheels and editable installs alike: albert_jax/configs
+# is a link to it, so setuptools packages its files and a plain checkout imports them.
+CONFIGS_PACKAGE = "albert_jax.configs"
+# The config of `albert-jax pretrain` without --config, by its name among the shipped ones.
+DEFAULT_PRETRAIN_CONFIG = "pretrain/tiny.py"
 
 # The sharding story in one ordered table: logical axis -> mesh axes. For each dimension the
 # first rule whose mesh axes are free and divide the size wins (`model.sharding.logical_to_mesh`);
@@ -143,24 +149,85 @@ def paper_config(size: str, version: str) -> ml_collections.ConfigDict:
 
 
 def load_config(spec: str | None, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-    """Loads `FILE[:arg]` (default: configs/pretrain/tiny.py) and applies `--config.k=v` overrides."""
-    if spec is None:
-        if not DEFAULT_PRETRAIN_CONFIG.is_file():
-            raise InputError(
-                f"the default config {DEFAULT_PRETRAIN_CONFIG} is missing: albert_jax finds "
-                "configs/ beside its source checkout (pip install -e .); pass --config FILE")
-        spec = str(DEFAULT_PRETRAIN_CONFIG)
-    path, _, arg = spec.partition(":")
-    config = _run_config_file(path, arg or None)
+    """Loads `FILE[:arg]` (see `find_config_file`; None: the shipped pretrain/tiny.py) and applies
+    `--config.k=v` overrides."""
+    path, _, arg = (spec or DEFAULT_PRETRAIN_CONFIG).partition(":")
+    # The default is always the shipped file, never a pretrain/tiny.py that the cwd happens to hold.
+    file = _shipped_default() if spec is None else find_config_file(path)
+    with importlib.resources.as_file(file) as local_path:
+        config = _run_config_file(local_path, arg or None)
     config.lock()
     apply_overrides(config, overrides)
     return config
 
 
-def _run_config_file(path: str, arg: str | None) -> ml_collections.ConfigDict:
-    if not os.path.isfile(path):
-        raise InputError(f"config file {path!r} does not exist")
-    spec = importlib.util.spec_from_file_location(f"albert_jax_config_{Path(path).stem}", path)
+def find_config_file(path: str) -> Traversable:
+    """The config file `path` names: that file when it exists (relative to the cwd), else the
+    shipped config of that name, given as `configs/pretrain/base.py`, `pretrain/base.py` or
+    `pretrain/base`. A name that fits neither is an error listing the shipped configs."""
+    if os.path.isfile(path):
+        return Path(path)
+    shipped = _shipped(path)
+    if shipped is not None and shipped.is_file():
+        return shipped
+    if os.path.isdir(path) or shipped is not None:
+        raise InputError(f"config {path!r} is a directory, not a config file; name a file in it, "
+                         f"or a shipped config: {', '.join(shipped_config_names())}")
+    raise InputError(f"config file {path!r} does not exist: not at {os.path.abspath(path)}, nor among the "
+                     f"configs shipped with albert_jax: {', '.join(shipped_config_names())}")
+
+
+def shipped_config_names() -> list[str]:
+    """Names of the config files shipped with albert_jax, e.g. ["pretrain/base.py", ...]."""
+
+    def walk(node: Traversable, prefix: str) -> Iterator[str]:
+        for child in node.iterdir():
+            if child.is_dir() and child.name != "__pycache__":
+                yield from walk(child, f"{prefix}{child.name}/")
+            elif child.name.endswith(".py") and not child.name.startswith("_"):
+                yield prefix + child.name
+
+    return sorted(walk(_configs_root(), ""))
+
+
+def _configs_root() -> Traversable:
+    try:
+        return importlib.resources.files(CONFIGS_PACKAGE)
+    except ModuleNotFoundError:
+        # Only a checkout whose git did not make albert_jax/configs a link (symlinks off).
+        raise InputError(f"this albert_jax has no shipped configs ({CONFIGS_PACKAGE} is missing); "
+                         "pass --config with the path of a config file") from None
+
+
+def _shipped(name: str) -> Traversable | None:
+    """The shipped file or folder `name` names, or None; ".py" may be left off a file's name."""
+    parts = PurePath(name).parts
+    if not parts or PurePath(name).is_absolute() or ".." in parts:
+        return None
+    if parts[0] == "configs":  # the checkout's path to it, given from another directory
+        parts = parts[1:]
+    candidates = [parts]
+    if parts and not parts[-1].endswith(".py"):
+        candidates.append((*parts[:-1], parts[-1] + ".py"))
+    for candidate in reversed(candidates):  # a file before a folder of the same name
+        node = _configs_root()
+        for part in candidate:
+            node = node / part
+        if node.is_file() or node.is_dir():
+            return node
+    return None
+
+
+def _shipped_default() -> Traversable:
+    shipped = _shipped(DEFAULT_PRETRAIN_CONFIG)
+    if shipped is None or not shipped.is_file():
+        raise InputError(f"the default config {DEFAULT_PRETRAIN_CONFIG} is not among the shipped "
+                         f"configs ({', '.join(shipped_config_names())}); pass --config FILE")
+    return shipped
+
+
+def _run_config_file(path: Path, arg: str | None) -> ml_collections.ConfigDict:
+    spec = importlib.util.spec_from_file_location(f"albert_jax_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):

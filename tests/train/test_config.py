@@ -1,11 +1,13 @@
 """Config files and `--config.key=value` overrides."""
 
+from pathlib import PurePosixPath
+
 import pytest
 
 from albert_jax.errors import InputError
 from albert_jax.train import config as config_lib
 
-PRETRAIN = config_lib.CONFIGS_DIR / "pretrain"
+PRETRAIN = PurePosixPath("pretrain")  # the shipped configs, by name
 
 
 def test_overrides_are_typed_and_reach_nested_keys():
