@@ -2,6 +2,11 @@
 
 The config reads and writes both JSON layouts users already have: Hugging Face's `config.json`
 and the original google-research `albert_config.json`.
+
+Two fields are spelled differently in `config.json`, where transformers gives the names another
+meaning: our compute `dtype` is stored as `albert_jax_compute_dtype` (transformers reads `dtype`
+and `torch_dtype` as the dtype of the stored weights, which is what we write there), and
+`label_names` as Hugging Face's `id2label` / `label2id`.
 """
 
 from __future__ import annotations
@@ -9,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from albert_jax.errors import InputError
 
@@ -21,6 +27,11 @@ REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 # The original TF code calls its tanh-approximated GELU "gelu"; Hugging Face calls that "gelu_new".
 _ORIGINAL_TO_HF_ACTIVATION = {"gelu": "gelu_new", "relu": "relu", "tanh": "tanh", "linear": "linear"}
 _HF_TO_ORIGINAL_ACTIVATION = {v: k for k, v in _ORIGINAL_TO_HF_ACTIVATION.items()}
+# config.json key of our compute dtype. transformers owns `dtype` and `torch_dtype` (the stored
+# weights' dtype); the prefix keeps this key clear of any name transformers may take later.
+COMPUTE_DTYPE_KEY = "albert_jax_compute_dtype"
+# Fields with another name or meaning in config.json; `from_dict` never reads them by field name.
+_NOT_JSON_FIELDS = frozenset({"dtype", "label_names"})
 _ORIGINAL_FIELDS = (
     "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_hidden_groups",
     "inner_group_num", "num_attention_heads", "intermediate_size", "hidden_act",
@@ -58,6 +69,9 @@ class AlbertConfig:
     layer_norm_eps: float = 1e-12
     classifier_dropout_prob: float = 0.1
     num_labels: int = 2
+    # One name per label (config.json: id2label / label2id); () means Hugging Face's LABEL_<i>.
+    # A tuple, not a dict, so the config stays hashable (it is part of every module's graphdef).
+    label_names: tuple[str, ...] = ()
     pad_token_id: int = 0
     bos_token_id: int = 2
     eos_token_id: int = 3
@@ -75,7 +89,7 @@ class AlbertConfig:
     scan_layers: bool = True
 
     def __post_init__(self):
-        def fail(message: str):
+        def fail(message: str) -> NoReturn:
             raise InputError(f"AlbertConfig: {message}")
 
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
@@ -103,15 +117,57 @@ class AlbertConfig:
                 fail(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
         if not 0 <= self.pad_token_id < self.vocab_size:
             fail(f"pad_token_id={self.pad_token_id} is outside the vocabulary of {self.vocab_size}")
+        self._check_label_names(fail)
+
+    def _check_label_names(self, fail: Callable[[str], NoReturn]) -> None:
+        names = self.label_names
+        if isinstance(names, str) or not isinstance(names, (tuple, list)) \
+                or not all(isinstance(n, str) for n in names):
+            fail(f"label_names must be a tuple of strings, got {names!r}")
+        if names and len(names) != self.num_labels:
+            fail(f"label_names (id2label) has {len(names)} names, but "
+                 f"num_labels={self.num_labels}; give one name per label")
+        if len(set(names)) != len(names):
+            fail(f"label_names has duplicates: {names!r}")
+        # Normalised so equal configs compare (and hash) equal however the names were given.
+        names = tuple(names)
+        if names == _default_label_names(len(names)):
+            names = ()
+        object.__setattr__(self, "label_names", names)
 
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
+    @property
+    def id2label(self) -> dict[int, str]:
+        """Label names by id, as transformers' `config.id2label`."""
+        return dict(enumerate(self.label_names or _default_label_names(self.num_labels)))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: i for i, name in self.id2label.items()}
+
     def replace(self, **changes: Any) -> AlbertConfig:
+        """A copy with `changes`: fields by name, and labels as transformers takes them.
+
+        `id2label` or `label2id` (dicts, as in transformers) set `label_names` and `num_labels`;
+        `label_names` alone sets `num_labels` too; a new `num_labels` alone drops the label names
+        (back to LABEL_<i>), as transformers' `num_labels` setter does.
+        """
+        changes = dict(changes)
+        hf_labels = {key: changes.pop(key) for key in ("id2label", "label2id") if key in changes}
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise InputError(f"AlbertConfig has no field {', '.join(unknown)}")
+        if hf_labels:
+            if "label_names" in changes:
+                raise InputError("give label_names or id2label/label2id, not both")
+            changes["label_names"] = label_names_from_hf(**hf_labels)
+        if changes.get("label_names"):
+            changes.setdefault("num_labels", len(changes["label_names"]))
+        elif changes.get("num_labels", self.num_labels) != self.num_labels:
+            changes.setdefault("label_names", ())
         return dataclasses.replace(self, **changes)
 
     # -- presets ------------------------------------------------------------------------------
@@ -140,17 +196,26 @@ class AlbertConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def to_hf_dict(self) -> dict[str, Any]:
-        """The Hugging Face `config.json` content (with this project's extra fields kept)."""
-        fields = self.to_dict()
-        num_labels = fields.pop("num_labels")
+    def to_hf_dict(self, *, architecture: str | None = None,
+                   weights_dtype: str | None = None) -> dict[str, Any]:
+        """The Hugging Face `config.json` content (with this project's extra fields kept).
+
+        `architecture` is the model class whose weights sit beside the file (transformers lists
+        it under "architectures"); `weights_dtype` is the dtype those weights are stored in,
+        written as transformers' `dtype` / `torch_dtype` (default: `param_dtype`).
+        """
+        fields = {k: v for k, v in self.to_dict().items() if k not in _NOT_JSON_FIELDS | {"num_labels"}}
+        weights_dtype = weights_dtype or self.param_dtype
         return {
-            "architectures": ["AlbertForPreTraining"],
+            **({"architectures": [architecture]} if architecture else {}),
             "model_type": "albert",
             **fields,
-            "id2label": {str(i): f"LABEL_{i}" for i in range(num_labels)},
-            "label2id": {f"LABEL_{i}": i for i in range(num_labels)},
-            "torch_dtype": self.param_dtype,
+            COMPUTE_DTYPE_KEY: self.dtype,
+            # transformers derives num_labels from id2label (and JSON keys are strings).
+            "id2label": {str(i): name for i, name in self.id2label.items()},
+            "label2id": self.label2id,
+            "dtype": weights_dtype,
+            "torch_dtype": weights_dtype,  # what transformers before 4.56 reads
         }
 
     def to_original_dict(self) -> dict[str, Any]:
@@ -164,12 +229,20 @@ class AlbertConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> AlbertConfig:
-        """From a Hugging Face config dict; keys that are not ALBERT hyperparameters are ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        """From a Hugging Face config dict; keys that are not ALBERT hyperparameters are ignored.
+
+        The compute dtype comes from `albert_jax_compute_dtype` only (float32 when absent):
+        `dtype` / `torch_dtype` there describe the stored weights, never how to compute.
+        """
+        names = {f.name for f in dataclasses.fields(cls)} - _NOT_JSON_FIELDS
         kwargs = {k: v for k, v in data.items() if k in names and v is not None}
-        if "num_labels" not in kwargs and isinstance(data.get("id2label"), dict):
-            kwargs["num_labels"] = len(data["id2label"])
+        if data.get(COMPUTE_DTYPE_KEY) is not None:
+            kwargs["dtype"] = data[COMPUTE_DTYPE_KEY]
         try:
+            hf_labels = {k: data[k] for k in ("id2label", "label2id") if data.get(k) is not None}
+            if hf_labels:
+                kwargs["label_names"] = label_names_from_hf(**hf_labels)
+                kwargs.setdefault("num_labels", len(kwargs["label_names"]))
             return cls(**kwargs)
         except InputError as error:
             raise InputError(f"{source}: {error}") from None
@@ -202,9 +275,32 @@ class AlbertConfig:
             return cls.from_original_dict(data, source=path)
         return cls.from_dict(data, source=path)
 
-    def to_json_file(self, path: str | os.PathLike, *, layout: str = "hf") -> None:
-        """Writes `layout` "hf" (Hugging Face config.json) or "original" (albert_config.json)."""
-        data = {"hf": self.to_hf_dict, "original": self.to_original_dict}[layout]()
+    def to_json_file(self, path: str | os.PathLike, *, layout: str = "hf", **hf_options: Any) -> None:
+        """Writes `layout` "hf" (Hugging Face config.json; `hf_options` go to `to_hf_dict`) or
+        "original" (albert_config.json)."""
+        if layout not in ("hf", "original"):
+            raise InputError(f"unknown config layout {layout!r}; choose hf or original")
+        data = self.to_hf_dict(**hf_options) if layout == "hf" else self.to_original_dict()
         with open(path, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True)
             f.write("\n")
+
+
+def _default_label_names(num_labels: int) -> tuple[str, ...]:
+    return tuple(f"LABEL_{i}" for i in range(num_labels))
+
+
+def label_names_from_hf(id2label: dict | None = None, label2id: dict | None = None) -> tuple[str, ...]:
+    """Label names in id order from transformers' `id2label` (preferred, as transformers does)
+    or `label2id`; ids may be ints or strings of ints (JSON keys), and must be 0..n-1."""
+    key, mapping = ("id2label", id2label) if id2label is not None else ("label2id", label2id)
+    if not isinstance(mapping, dict):
+        raise InputError(f"{key} must be a dict, got {mapping!r}")
+    pairs = mapping.items() if key == "id2label" else ((i, name) for name, i in mapping.items())
+    try:
+        by_id = {int(i): name for i, name in pairs}
+    except (TypeError, ValueError):
+        raise InputError(f"{key} ids must be integers, got {mapping!r}") from None
+    if sorted(by_id) != list(range(len(mapping))):
+        raise InputError(f"{key} ids must be 0..{len(mapping) - 1}, got {mapping!r}")
+    return tuple(by_id[i] for i in range(len(by_id)))

@@ -5,6 +5,13 @@ position_ids=None, *, rngs=None, deterministic=None)`; `model.train()` / `model.
 dropout on and off, and `deterministic=` overrides that for one call (handy under Linen).
 `rngs` is an optional dropout key (a jax PRNG key or an `nnx.Rngs`); without it the model draws
 from the `dropout` (or `default`) stream it was built with. Outputs carry Hugging Face's names.
+
+Shapes are always checked. Index values (input_ids < vocab_size, token_type_ids <
+type_vocab_size, position_ids < max_position_embeddings, masked_lm_positions < length, none
+negative) are checked, with InputError naming the argument, when they are concrete arrays. Under
+`jit` they are tracers and cannot be checked: there, as in any JAX gather, an index past the end
+gives NaN embeddings (so NaN outputs and loss) and a negative index counts from the end, so
+validate ids where they are made (the data pipeline does).
 """
 
 from __future__ import annotations
@@ -49,8 +56,20 @@ def _check_rank(name: str, x, rank: int, what: str):
         raise InputError(f"{name} must be {what} (rank {rank}), got shape {tuple(x.shape)}")
 
 
+def _check_range(name: str, x: jax.Array, bound: int, bound_name: str) -> None:
+    """Raises unless 0 <= x < bound; a no-op under jit, where the values are not known."""
+    if isinstance(x, jax.core.Tracer) or x.size == 0:
+        return
+    low, high = (int(v) for v in jax.device_get((jnp.min(x), jnp.max(x))))
+    if low < 0:
+        raise InputError(f"{name} holds {low}; it must not be negative")
+    if high >= bound:
+        raise InputError(f"{name} holds {high}; it must be less than {bound_name} ({bound})")
+
+
 def _check_inputs(config: AlbertConfig, input_ids, attention_mask, token_type_ids, position_ids):
-    """Validates shapes (never broadcasts silently) and fills in Hugging Face's defaults."""
+    """Validates shapes (never broadcasts silently) and, on concrete arrays, index ranges, and
+    fills in Hugging Face's defaults."""
     input_ids = jnp.asarray(input_ids)
     _check_rank("input_ids", input_ids, 2, "[batch, length]")
     if not jnp.issubdtype(input_ids.dtype, jnp.integer):
@@ -76,6 +95,12 @@ def _check_inputs(config: AlbertConfig, input_ids, attention_mask, token_type_id
             raise InputError(f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, "
                              f"got {tuple(value.shape)}")
         out[name] = value
+    _check_range("input_ids", input_ids, config.vocab_size, "vocab_size")
+    if token_type_ids is not None:
+        _check_range("token_type_ids", out["token_type_ids"], config.type_vocab_size, "type_vocab_size")
+    if position_ids is not None:
+        _check_range("position_ids", out["position_ids"], config.max_position_embeddings,
+                     "max_position_embeddings")
     return input_ids, out["attention_mask"].astype(bool), out["token_type_ids"], out["position_ids"]
 
 
@@ -113,6 +138,8 @@ class AlbertModel(PretrainedMixin, nnx.Module):
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                  *, rngs=None, deterministic: bool | None = None) -> AlbertModelOutput:
+        """Arguments and their checks as in the module docstring: index ranges raise InputError
+        on concrete arrays only; under jit an out-of-range id gives NaN or a wrapped index."""
         input_ids, mask, token_type_ids, position_ids = _check_inputs(
             self.config, input_ids, attention_mask, token_type_ids, position_ids)
         key = self.dropout_key(rngs, deterministic)
@@ -132,6 +159,7 @@ def _gather_positions(hidden: jax.Array, positions) -> jax.Array:
                          f"{hidden.shape[0]}")
     if not jnp.issubdtype(positions.dtype, jnp.integer):
         raise InputError(f"masked_lm_positions must be integers, got {positions.dtype}")
+    _check_range("masked_lm_positions", positions, hidden.shape[1], "the input length")
     gathered = jnp.take_along_axis(hidden, positions[..., None].astype(jnp.int32), axis=1)
     return constrain(gathered, ("batch", "length", "act_hidden"))
 

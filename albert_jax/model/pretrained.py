@@ -6,7 +6,9 @@ Three checkpoint layouts load:
   - this project's own: config.json + params/ (an orbax checkpoint of the parameters), which is
     also what a pretraining workdir holds (config.json + checkpoints/<step>/params/).
 Everything is translated to Hugging Face's parameter names first, so one mapping serves all,
-and any model class loads from any of them (heads it lacks are initialised and reported).
+and any model class loads from any of them. Heads the checkpoint lacks are initialised and
+named in a warning; a missing embedding or encoder weight is an error, since a model that
+silently starts from random there is not the pretrained model the user asked for.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import re
 from collections.abc import Iterator
 
+import ml_dtypes
 import numpy as np
 from flax import nnx
 
@@ -34,6 +37,17 @@ NATIVE_PARAMS = "params"
 
 # Our leaf names and Hugging Face's: kernels are [in..., out...] here and [out, in] there.
 _LEAF_TO_HF = {"kernel": "weight", "embedding": "weight", "scale": "weight", "bias": "bias"}
+# Parts of the base model a checkpoint must have; everything else is a head (the pooler too:
+# Hugging Face's masked-LM and token models have none), which may be initialised afresh.
+_ENCODER_PARTS = ("embeddings.", "encoder.")
+# Heads of some ALBERT model class: left over, without a warning, when loading another class.
+_HEAD_PARTS = ("pooler.", "predictions.", "sop_classifier.", "classifier.", "qa_outputs.")
+# In checkpoints but not weights: the MLM decoder tied to the word embeddings and the head's
+# bias, and buffers that older transformers versions saved.
+_NOT_WEIGHTS = frozenset({"predictions.decoder.weight", "predictions.decoder.bias",
+                          "embeddings.position_ids", "embeddings.token_type_ids"})
+_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
+                       "BF16": ml_dtypes.bfloat16, "I64": np.int64, "I32": np.int32}
 
 
 # -- names ----------------------------------------------------------------------------------------
@@ -99,7 +113,12 @@ def to_hf_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
 
 
 def load_hf_state_dict(model: nnx.Module, weights: dict[str, np.ndarray], *, source: str) -> None:
-    """Copies Hugging Face-named weights into `model`; reports what it lacked or did not use."""
+    """Copies Hugging Face-named weights into `model`.
+
+    Raises InputError if an embedding or encoder weight is missing. Missing heads keep their
+    fresh initialisation and are named in a warning; checkpoint tensors that no ALBERT class
+    has are named in a warning, the heads of other classes only in the log's info.
+    """
     config: AlbertConfig = model.config
     items = _param_items(model)
     has_base_prefix = any(p[0] == "albert" for p, _ in items)
@@ -122,13 +141,26 @@ def load_hf_state_dict(model: nnx.Module, weights: dict[str, np.ndarray], *, sou
             used.add(name)
         value = np.stack(arrays) if names[0][1] is not None else arrays[0]
         variable.set_value(value.astype(current.dtype))
+    missing_encoder = [name for name in missing if _base_name(name).startswith(_ENCODER_PARTS)]
+    if missing_encoder:
+        raise InputError(f"{source}: the checkpoint lacks embedding/encoder weights "
+                         f"{_summarise(missing_encoder)}; it is not a checkpoint of this config's model")
     nnx.update(model, nnx.from_flat_state(items))
-    tied = {"predictions.decoder.weight", "predictions.decoder.bias"}
-    unused = sorted(set(weights) - used - tied)
+    unused = [name for name in set(weights) - used if _base_name(name) not in _NOT_WEIGHTS]
+    other_heads = [name for name in unused if _base_name(name).startswith(_HEAD_PARTS)]
+    unknown = [name for name in unused if name not in other_heads]
     if missing:
         log.warning("%s: not in the checkpoint, initialised at random: %s", source, _summarise(missing))
-    if unused:
-        log.info("%s: checkpoint weights this model does not use: %s", source, _summarise(unused))
+    if unknown:
+        log.warning("%s: ignored checkpoint tensors that are not ALBERT weights: %s", source,
+                    _summarise(unknown))
+    if other_heads:
+        log.info("%s: checkpoint heads this model does not have: %s", source, _summarise(other_heads))
+
+
+def _base_name(name: str) -> str:
+    """A weight's name without the base model's "albert." prefix."""
+    return name.removeprefix("albert.")
 
 
 def _expected_hf_shape(leaf: str, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -223,19 +255,11 @@ def _read_weights(path: str) -> tuple[str, AlbertConfig, dict[str, np.ndarray] |
         config = AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG))
         return "albert_jax", config, params_to_hf(_read_orbax_params(native), config)
     if has(HF_CONFIG) and has(SAFETENSORS):
-        from safetensors.numpy import load_file
-
-        return "hf", AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG)), load_file(
+        return "hf", AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG)), _read_safetensors(
             os.path.join(path, SAFETENSORS))
     if has(HF_CONFIG) and has(TORCH_BIN):
-        try:
-            import torch
-        except ImportError:
-            raise InputError(f"{os.path.join(path, TORCH_BIN)} is a PyTorch pickle and reading it "
-                             "needs torch (pip install torch), or convert it to model.safetensors") from None
-        state = torch.load(os.path.join(path, TORCH_BIN), map_location="cpu", weights_only=True)
-        return "hf", AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG)), {
-            k: v.float().numpy() for k, v in state.items()}
+        return "hf", AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG)), _read_torch_bin(
+            os.path.join(path, TORCH_BIN))
     if has(ORIGINAL_CONFIG) and glob.glob(os.path.join(path, "*.index")):
         from albert_jax.model import tf_checkpoint
 
@@ -248,6 +272,39 @@ def _read_weights(path: str) -> tuple[str, AlbertConfig, dict[str, np.ndarray] |
         f"{HF_CONFIG} with {NATIVE_PARAMS}/ or checkpoints/ (albert_jax)")
 
 
+def _read_safetensors(file: str) -> dict[str, np.ndarray]:
+    """A safetensors file as numpy arrays; bfloat16 included (safetensors.numpy refuses it)."""
+    from safetensors import SafetensorError, deserialize
+
+    try:
+        with open(file, "rb") as f:
+            tensors = deserialize(f.read())
+    except SafetensorError as error:
+        raise InputError(f"{file}: not a readable safetensors file (truncated or corrupt? {error})") from None
+    out = {}
+    for name, view in tensors:
+        if view["dtype"] not in _SAFETENSORS_DTYPES:
+            raise InputError(f"{file}: tensor {name} has dtype {view['dtype']}, which albert_jax does "
+                             f"not read (it reads {', '.join(_SAFETENSORS_DTYPES)})")
+        out[name] = np.frombuffer(view["data"], _SAFETENSORS_DTYPES[view["dtype"]]).reshape(view["shape"])
+    return out
+
+
+def _read_torch_bin(file: str) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError:
+        raise InputError(f"{file} is a PyTorch pickle and reading it needs torch (pip install torch), "
+                         "or convert it to model.safetensors") from None
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError) as error:  # what torch raises for a cut or damaged file
+        # torch's message runs on for several sentences; its first says what failed.
+        message = str(error).split(". ")[0] or type(error).__name__
+        raise InputError(f"{file}: not a readable PyTorch checkpoint (truncated or corrupt? {message})") from None
+    return {k: v.float().numpy() for k, v in state.items()}
+
+
 class PretrainedMixin:
     """`from_pretrained` / `save_pretrained` for any model class whose constructor is
     `cls(config, *, rngs)` and whose parameters follow Hugging Face's names."""
@@ -256,9 +313,11 @@ class PretrainedMixin:
     def from_pretrained(cls, path: str | os.PathLike, *, rngs: nnx.Rngs | None = None, **config_overrides):
         """Builds the model from a checkpoint directory (any of the three layouts).
 
-        `config_overrides` change fields that do not affect the weights' shapes, e.g.
-        `num_labels` for a new head, or `dtype="bfloat16"`. Heads the checkpoint lacks are
-        initialised at random and named in a warning.
+        `config_overrides` change fields that do not affect the encoder's shapes, as
+        `AlbertConfig.replace` takes them: `num_labels` or `id2label`/`label2id` (as in
+        transformers) for a new head, or our compute `dtype="bfloat16"`. Heads the checkpoint
+        lacks are initialised at random and named in a warning; a missing embedding or encoder
+        weight raises InputError.
         """
         path = os.fspath(path)
         layout, config, weights = _read_weights(path)
@@ -269,8 +328,10 @@ class PretrainedMixin:
         return model
 
     def save_pretrained(self, path: str | os.PathLike, *, layout: str = "hf") -> None:
-        """Writes `layout` "hf" (config.json + model.safetensors, loadable by transformers) or
-        "native" (config.json + an orbax checkpoint of the parameters, as the trainer writes)."""
+        """Writes `layout` "hf" (config.json + float32 model.safetensors, loadable by
+        transformers) or "native" (config.json + an orbax checkpoint of the parameters in
+        `param_dtype`, as the trainer writes). config.json names this class as the architecture
+        and the weights' dtype as transformers' `dtype`."""
         path = os.fspath(path)
         os.makedirs(path, exist_ok=True)
         if layout == "hf":
@@ -278,16 +339,18 @@ class PretrainedMixin:
 
             _write_atomically(os.path.join(path, SAFETENSORS),
                               lambda tmp: save_file(to_hf_state_dict(self), tmp, metadata={"format": "pt"}))
+            weights_dtype = "float32"  # to_hf_state_dict's
         elif layout == "native":
             import orbax.checkpoint as ocp
 
             target = os.path.join(os.path.abspath(path), NATIVE_PARAMS)
             with ocp.StandardCheckpointer() as checkpointer:
                 checkpointer.save(target, nnx.to_pure_dict(nnx.state(self, nnx.Param)), force=True)
+            weights_dtype = self.config.param_dtype
         else:
             raise InputError(f"unknown checkpoint layout {layout!r}; choose hf or native")
-        _write_atomically(os.path.join(path, HF_CONFIG),
-                          lambda tmp: self.config.to_json_file(tmp, layout="hf"))
+        _write_atomically(os.path.join(path, HF_CONFIG), lambda tmp: self.config.to_json_file(
+            tmp, layout="hf", architecture=type(self).__name__, weights_dtype=weights_dtype))
 
 
 def _native_params_dir(path: str) -> str | None:

@@ -1,7 +1,18 @@
-"""Fixtures for the model tests."""
+"""Fixtures for the model tests. `torch` and `transformers` (the test extra) are fixtures, so a
+test that needs them is skipped without them and the rest of its file still runs."""
 
 import numpy as np
 import pytest
+
+
+@pytest.fixture(scope="session")
+def torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="session")
+def transformers():
+    return pytest.importorskip("transformers")
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
-"""Hugging Face reference models and inputs for the parity tests."""
+"""Hugging Face reference models and inputs for the parity tests.
+
+torch and transformers are the test extra: a helper that needs one skips its calling test
+without it, so importing this module never skips a whole test file.
+"""
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 
 def hf_config(**overrides):
@@ -14,11 +15,12 @@ def hf_config(**overrides):
                   type_vocab_size=2, hidden_act="gelu_new", hidden_dropout_prob=0.1,
                   attention_probs_dropout_prob=0.1, num_labels=3, attn_implementation="eager")
     fields.update(overrides)
-    return transformers.AlbertConfig(**fields)
+    return pytest.importorskip("transformers").AlbertConfig(**fields)
 
 
 def randomize(model, seed):
     """Perturbs every parameter so zero biases and unit LayerNorms cannot hide a mapping error."""
+    torch = pytest.importorskip("torch")
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for param in model.parameters():
@@ -37,4 +39,5 @@ def make_inputs(config, batch=3, length=11, seed=0):
 
 
 def torch_inputs(inputs):
+    torch = pytest.importorskip("torch")
     return {k: torch.from_numpy(v.astype(np.int64)) for k, v in inputs.items()}

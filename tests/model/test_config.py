@@ -52,8 +52,7 @@ def test_replace_rejects_unknown_fields():
         AlbertConfig().replace(hiden_size=3)
 
 
-def test_hf_json_round_trip_and_transformers_reads_it(tmp_path):
-    transformers = pytest.importorskip("transformers")
+def test_hf_json_round_trip_and_transformers_reads_it(tmp_path, transformers):
     config = AlbertConfig.preset("tiny", num_labels=4, hidden_act="gelu", dtype="bfloat16")
     config.to_json_file(tmp_path / "config.json")
     assert AlbertConfig.from_json_file(tmp_path / "config.json") == config
@@ -82,3 +81,74 @@ def test_bad_json_names_the_file(tmp_path):
     path.write_text(json.dumps({"hidden_size": 30, "num_attention_heads": 4}))
     with pytest.raises(InputError, match="config.json: AlbertConfig: num_attention_heads=4"):
         AlbertConfig.from_json_file(path)
+
+
+def test_compute_dtype_has_its_own_json_key_and_transformers_sees_the_storage_dtype(tmp_path, torch,
+                                                                                    transformers):
+    config = AlbertConfig.preset("tiny", dtype="bfloat16", param_dtype="bfloat16")
+    config.to_json_file(tmp_path / "config.json", weights_dtype="float32")
+    data = json.loads((tmp_path / "config.json").read_text())
+    assert data["albert_jax_compute_dtype"] == "bfloat16"
+    assert data["dtype"] == data["torch_dtype"] == "float32"
+    assert transformers.AlbertConfig.from_pretrained(tmp_path).dtype == torch.float32
+    assert AlbertConfig.from_json_file(tmp_path / "config.json") == config
+    # Without a weights file to describe, the stored dtype is param_dtype (the native layout's).
+    assert config.to_hf_dict()["dtype"] == "bfloat16"
+
+
+def test_transformers_storage_dtype_never_becomes_our_compute_dtype(tmp_path, transformers):
+    transformers.AlbertConfig(hidden_size=32, num_attention_heads=4, dtype="bfloat16").save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    assert data["dtype"] == "bfloat16"
+    for json_data in (data, {k: v for k, v in data.items() if k != "dtype"} | {"torch_dtype": "bfloat16"}):
+        config = AlbertConfig.from_dict(json_data)  # the second as transformers < 4.56 writes it
+        assert (config.dtype, config.param_dtype) == ("float32", "float32")
+
+
+def test_label_names_round_trip_through_transformers(tmp_path, transformers):
+    config = AlbertConfig.preset("tiny", id2label={0: "negative", 1: "neutral", 2: "positive"})
+    assert (config.num_labels, config.label_names) == (3, ("negative", "neutral", "positive"))
+    assert config.label2id == {"negative": 0, "neutral": 1, "positive": 2}
+    hash(config)  # graphdefs hash the config
+    config.to_json_file(tmp_path / "config.json")
+    theirs = transformers.AlbertConfig.from_pretrained(tmp_path)
+    assert (theirs.num_labels, theirs.id2label) == (3, {0: "negative", 1: "neutral", 2: "positive"})
+    assert theirs.label2id == config.label2id
+    assert AlbertConfig.from_json_file(tmp_path / "config.json") == config
+
+    theirs = transformers.AlbertConfig(hidden_size=32, num_attention_heads=4, id2label={0: "O", 1: "B-PER"})
+    theirs.save_pretrained(tmp_path)
+    ours = AlbertConfig.from_json_file(tmp_path / "config.json")
+    assert (ours.num_labels, ours.label_names) == (2, ("O", "B-PER"))
+
+
+def test_default_label_names_are_hugging_faces():
+    config = AlbertConfig.preset("tiny", num_labels=3)
+    assert config.label_names == () and config.id2label == {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
+    assert AlbertConfig.preset("tiny", label_names=["LABEL_0", "LABEL_1"]) == AlbertConfig.preset("tiny")
+
+
+def test_labels_follow_transformers_rules():
+    named = AlbertConfig.preset("tiny", label_names=("a", "b", "c"))
+    assert named.num_labels == 3
+    assert named.replace(num_labels=3).label_names == ("a", "b", "c")
+    assert named.replace(num_labels=5).label_names == ()  # a new head: LABEL_<i> again
+    assert named.replace(label2id={"x": 1, "y": 0}).label_names == ("y", "x")
+    assert AlbertConfig.from_dict({"id2label": {"0": "p", "1": "q"}, "num_labels": 2}).label_names == ("p", "q")
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: AlbertConfig(label_names=("a", "b", "c")), r"label_names \(id2label\) has 3 names, but num_labels=2"),
+    (lambda: AlbertConfig.preset("tiny", id2label={0: "a"}, num_labels=2),
+     r"label_names \(id2label\) has 1 names, but num_labels=2"),
+    (lambda: AlbertConfig(label_names="ab"), "label_names must be a tuple of strings, got 'ab'"),
+    (lambda: AlbertConfig(label_names=("a", "a")), "label_names has duplicates"),
+    (lambda: AlbertConfig().replace(id2label={1: "a", 2: "b"}), r"id2label ids must be 0\.\.1"),
+    (lambda: AlbertConfig().replace(id2label=["a"]), "id2label must be a dict"),
+    (lambda: AlbertConfig().replace(id2label={0: "a"}, label_names=("a",)), "not both"),
+    (lambda: AlbertConfig.from_dict({"id2label": {"0": "a", "1": "b"}, "num_labels": 3}, source="x/config.json"),
+     r"x/config.json: AlbertConfig: label_names \(id2label\) has 2 names, but num_labels=3"),
+])
+def test_label_validation_names_the_field(make, message):
+    with pytest.raises(InputError, match=message):
+        make()

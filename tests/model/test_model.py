@@ -4,8 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
-import transformers
 from flax import nnx
 
 import albert_jax
@@ -23,7 +21,7 @@ def _ids(batch=2, length=8, seed=0):
     return np.random.default_rng(seed).integers(5, 256, size=(batch, length)).astype(np.int32)
 
 
-def test_gradients_of_shared_layers_match_hugging_face(tmp_path):
+def test_gradients_of_shared_layers_match_hugging_face(tmp_path, torch, transformers):
     """Each group runs twice: its gradient must be the sum over both applications, as in torch."""
     config = hf_config(num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2)
     reference = randomize(transformers.AlbertModel(config), seed=7)
@@ -162,6 +160,46 @@ def test_bad_input_names_the_argument(kwargs, message):
     model = AlbertForPreTraining(AlbertConfig.preset("tiny"), rngs=nnx.Rngs(0))
     with pytest.raises(InputError, match=message):
         model(**kwargs)
+
+
+def _full(value, shape=(2, 8)):
+    return np.full(shape, value, np.int32)
+
+
+@pytest.fixture(scope="module")
+def tiny_pretraining_model():
+    model = AlbertForPreTraining(AlbertConfig.preset("tiny"), rngs=nnx.Rngs(0))
+    model.eval()
+    return model
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(input_ids=_full(256)), r"input_ids holds 256; it must be less than vocab_size \(256\)"),
+    (dict(input_ids=_full(-1)), "input_ids holds -1; it must not be negative"),
+    (dict(token_type_ids=_full(2)), r"token_type_ids holds 2; it must be less than type_vocab_size \(2\)"),
+    (dict(token_type_ids=_full(-2)), "token_type_ids holds -2; it must not be negative"),
+    (dict(position_ids=_full(64)),
+     r"position_ids holds 64; it must be less than max_position_embeddings \(64\)"),
+    (dict(position_ids=_full(-1)), "position_ids holds -1; it must not be negative"),
+    (dict(masked_lm_positions=_full(8, (2, 3))),
+     r"masked_lm_positions holds 8; it must be less than the input length \(8\)"),
+    (dict(masked_lm_positions=_full(-1, (2, 3))), "masked_lm_positions holds -1; it must not be negative"),
+])
+def test_out_of_range_indices_name_the_argument(tiny_pretraining_model, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        tiny_pretraining_model(**({"input_ids": _ids()} | kwargs))
+
+
+def test_out_of_range_ids_of_multiple_choice_name_the_argument():
+    model = albert_jax.AlbertForMultipleChoice(AlbertConfig.preset("tiny"), rngs=nnx.Rngs(0))
+    with pytest.raises(InputError, match="input_ids holds 300; it must be less than vocab_size"):
+        model(_full(300, (2, 3, 8)), deterministic=True)
+
+
+def test_under_jit_indices_are_not_checked(tiny_pretraining_model):
+    """As the call's docstring says: tracers have no values to check; past the end gives NaN."""
+    logits = nnx.jit(lambda m, ids: m(ids).prediction_logits)(tiny_pretraining_model, _full(256))
+    assert np.all(np.isnan(logits))
 
 
 def test_multiple_choice_needs_rank_three():

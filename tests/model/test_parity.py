@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
-import torch
-import transformers
 from flax import nnx
 
 import albert_jax
 from tests.model.reference import hf_config, make_inputs, randomize, torch_inputs
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
 
 CONFIGS = {
     # E != H, one group, gelu_new.

@@ -5,18 +5,19 @@ import logging
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
-import transformers
 from flax import nnx
 
+import albert_jax
 from albert_jax import AlbertConfig, AlbertForPreTraining, AlbertForSequenceClassification, AlbertModel
 from albert_jax.errors import InputError
 from tests.model.reference import hf_config, make_inputs, randomize
 
 
 @pytest.fixture(scope="module")
-def hf_base_dir(tmp_path_factory):
+def hf_base_dir(tmp_path_factory, transformers):
     """A Hugging Face AlbertModel checkpoint (no heads), like the ones on the hub."""
     path = tmp_path_factory.mktemp("hf_base")
     randomize(transformers.AlbertModel(hf_config()), seed=0).save_pretrained(path)
@@ -56,7 +57,7 @@ def test_shape_mismatch_names_the_parameter(hf_base_dir, tmp_path):
         AlbertModel.from_pretrained(tmp_path)
 
 
-def test_pytorch_bin_checkpoint(tmp_path):
+def test_pytorch_bin_checkpoint(tmp_path, transformers):
     reference = randomize(transformers.AlbertModel(hf_config()), seed=1)
     reference.save_pretrained(tmp_path, safe_serialization=False)
     assert (tmp_path / "pytorch_model.bin").exists()
@@ -64,7 +65,7 @@ def test_pytorch_bin_checkpoint(tmp_path):
     np.testing.assert_allclose(ours.pooler.kernel[...], reference.pooler.weight.detach().numpy().T)
 
 
-def test_pytorch_bin_without_torch_says_so(tmp_path, monkeypatch):
+def test_pytorch_bin_without_torch_says_so(tmp_path, monkeypatch, transformers):
     randomize(transformers.AlbertModel(hf_config()), seed=1).save_pretrained(tmp_path, safe_serialization=False)
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(InputError, match="pytorch_model.bin is a PyTorch pickle and reading it needs torch"):
@@ -121,6 +122,103 @@ def test_hf_save_is_atomic_and_reloads(tmp_path):
     restored = AlbertForPreTraining.from_pretrained(tmp_path)
     model.eval()
     restored.eval()
-    ids = make_inputs(transformers.AlbertConfig(vocab_size=256))["input_ids"]
+    ids = make_inputs(model.config)["input_ids"]
     np.testing.assert_array_equal(model(ids).prediction_logits, restored(ids).prediction_logits)
     assert jax.tree.structure(_params(model)) == jax.tree.structure(_params(restored))
+
+
+AUTO_CLASSES = {
+    "AlbertModel": "AutoModel",
+    "AlbertForPreTraining": "AutoModelForPreTraining",
+    "AlbertForMaskedLM": "AutoModelForMaskedLM",
+    "AlbertForSequenceClassification": "AutoModelForSequenceClassification",
+    "AlbertForTokenClassification": "AutoModelForTokenClassification",
+    "AlbertForQuestionAnswering": "AutoModelForQuestionAnswering",
+    "AlbertForMultipleChoice": "AutoModelForMultipleChoice",
+}
+LABELS = {"AlbertForSequenceClassification": ("negative", "neutral", "positive"),
+          "AlbertForTokenClassification": ("O", "B-PER", "I-PER", "B-LOC")}
+
+
+@pytest.mark.parametrize("name,auto", AUTO_CLASSES.items(), ids=list(AUTO_CLASSES))
+def test_transformers_auto_classes_load_what_we_save(tmp_path, torch, transformers, name, auto):
+    # bfloat16 compute and storage here must not make transformers load bfloat16 weights.
+    config = AlbertConfig.preset("tiny", dtype="bfloat16", param_dtype="bfloat16",
+                                 label_names=LABELS.get(name, ()))
+    getattr(albert_jax, name)(config, rngs=nnx.Rngs(0)).save_pretrained(tmp_path)
+    theirs, info = getattr(transformers, auto).from_pretrained(tmp_path, dtype="auto", output_loading_info=True)
+    assert type(theirs).__name__ == name
+    assert theirs.config.architectures == [name]
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == [] and info["mismatched_keys"] == [], info
+    assert {p.dtype for p in theirs.parameters()} == {torch.float32}
+    assert theirs.config.id2label == config.id2label and theirs.config.num_labels == config.num_labels
+    assert getattr(albert_jax, name).from_pretrained(tmp_path).config == config
+
+
+def test_bfloat16_transformers_checkpoint_computes_in_float32(tmp_path, torch, transformers):
+    labels = {0: "negative", 1: "neutral", 2: "positive"}
+    reference = randomize(transformers.AlbertForSequenceClassification(hf_config(id2label=labels)), seed=2)
+    reference.to(torch.bfloat16).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["dtype"] == "bfloat16"
+    ours = AlbertForSequenceClassification.from_pretrained(tmp_path)
+    assert ours.config.dtype == "float32" and ours.config.id2label == labels
+    np.testing.assert_array_equal(ours.classifier.kernel[...], reference.classifier.weight.detach().float().numpy().T)
+    ours.eval()
+    inputs = make_inputs(reference.config)
+    assert ours.albert(**inputs).last_hidden_state.dtype == jnp.float32
+
+
+def test_from_pretrained_takes_labels_as_transformers_does(hf_base_dir):
+    model = AlbertForSequenceClassification.from_pretrained(hf_base_dir, id2label={0: "neg", 1: "pos"})
+    assert (model.config.num_labels, model.config.label_names) == (2, ("neg", "pos"))
+    assert model.classifier.kernel.shape == (32, 2)
+    model = AlbertForSequenceClassification.from_pretrained(hf_base_dir, label2id={"a": 0, "b": 1, "c": 2, "d": 3})
+    assert model.config.label_names == ("a", "b", "c", "d") and model.classifier.kernel.shape == (32, 4)
+    model = AlbertForSequenceClassification.from_pretrained(hf_base_dir, num_labels=5)
+    assert model.config.id2label[4] == "LABEL_4"
+    with pytest.raises(InputError, match=r"label_names \(id2label\) has 1 names, but num_labels=3"):
+        AlbertForSequenceClassification.from_pretrained(hf_base_dir, num_labels=3, id2label={0: "a"})
+
+
+def _edited_copy(source, target, edit):
+    """A copy of the Hugging Face checkpoint `source` with `edit` applied to its weights."""
+    from safetensors.numpy import load_file, save_file
+
+    (target / "config.json").write_bytes((source / "config.json").read_bytes())
+    save_file(edit(load_file(source / "model.safetensors")), target / "model.safetensors")
+    return target
+
+
+def test_a_missing_encoder_weight_is_an_error(hf_base_dir, tmp_path):
+    _edited_copy(hf_base_dir, tmp_path, lambda w: {k: v for k, v in w.items() if "ffn_output" not in k})
+    with pytest.raises(InputError, match=r"lacks embedding/encoder weights "
+                                         r"albert\.encoder\.albert_layer_groups\.N\.albert_layers\.N\.ffn_output\.bias"):
+        AlbertForSequenceClassification.from_pretrained(tmp_path)
+    _edited_copy(hf_base_dir, tmp_path, lambda w: {k: v for k, v in w.items() if "word_embeddings" not in k})
+    with pytest.raises(InputError, match=r"lacks embedding/encoder weights embeddings\.word_embeddings\.weight"):
+        AlbertModel.from_pretrained(tmp_path)
+
+
+def test_unexpected_tensors_are_named_and_other_heads_are_not(hf_base_dir, tmp_path, caplog):
+    extra = {"encoder.extra.weight": np.zeros(3, np.float32), "predictions.bias": np.zeros(99, np.float32)}
+    _edited_copy(hf_base_dir, tmp_path, lambda w: w | extra)
+    with caplog.at_level(logging.INFO, logger="albert_jax"):
+        AlbertModel.from_pretrained(tmp_path)
+    warnings = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "not ALBERT weights: encoder.extra.weight" in warnings
+    assert "predictions" not in warnings
+    assert "heads this model does not have: predictions.bias" in caplog.text
+
+
+def test_truncated_weights_name_the_file(hf_base_dir, tmp_path, transformers):
+    (tmp_path / "config.json").write_bytes((hf_base_dir / "config.json").read_bytes())
+    weights = (hf_base_dir / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(weights[:len(weights) // 2])
+    with pytest.raises(InputError, match=r"model\.safetensors: not a readable safetensors file"):
+        AlbertModel.from_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    randomize(transformers.AlbertModel(hf_config()), seed=1).save_pretrained(tmp_path, safe_serialization=False)
+    weights = (tmp_path / "pytorch_model.bin").read_bytes()
+    (tmp_path / "pytorch_model.bin").write_bytes(weights[:len(weights) // 2])
+    with pytest.raises(InputError, match=r"pytorch_model\.bin: not a readable PyTorch checkpoint"):
+        AlbertModel.from_pretrained(tmp_path)
