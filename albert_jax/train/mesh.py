@@ -53,6 +53,11 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
     except ValueError as error:
         # Raised before any connection is tried, when no known cluster environment is present.
         log.debug("no cluster environment detected (%s): running as a single process", error)
+    except RuntimeError as error:
+        # A caller that used JAX already (e.g. the command run from Python) runs in its process.
+        if "must be called before" not in str(error):
+            raise
+        log.debug("JAX is already running in this process: not joining a cluster")
 
 
 # -- the mesh ------------------------------------------------------------------------------------

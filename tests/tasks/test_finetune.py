@@ -10,7 +10,7 @@ import pytest
 
 from albert_jax.cli import main
 
-CLASSIFICATION = "configs/finetune/classification.py"
+CLASSIFICATION = "finetune/classification.py"  # shipped configs are found by name
 # Small and fast: the toy tasks need a high learning rate and a few hundred examples.
 FAST = ["--config.learning_rate=2e-3", "--config.warmup_steps=10", "--config.global_batch_size=16",
         "--config.num_train_steps=120", "--config.eval_every_steps=40", "--config.log_every_steps=40",
@@ -50,3 +50,36 @@ def test_the_best_model_loads_in_transformers_with_its_labels(sentiment_run):
     tokenizer = transformers.AlbertTokenizer.from_pretrained(sentiment_run / "best")
     inputs = tokenizer(["the cat sat on a good mat", "the dog ran on an awful road"], return_tensors="pt", padding=True)
     assert model(**inputs).logits.argmax(-1).tolist() == [1, 0]
+
+
+def test_a_tiny_model_learns_a_regression_task(tmp_path, pretrained_dir, scores_files):
+    train, dev = scores_files
+    assert main(["finetune", "--config", CLASSIFICATION, "--workdir", str(tmp_path),
+                 f"--config.init_from={pretrained_dir}", f"--config.data.train_file={train}",
+                 f"--config.data.dev_file={dev}", "--config.data.label_column=score",
+                 "--config.data.task_type=regression", *FAST]) == 0
+    results = json.loads((tmp_path / "eval_results.json").read_text())
+    assert results["best"]["pearson"] >= 0.8, results
+    first = json.loads((tmp_path / "dev_predictions.jsonl").read_text().splitlines()[0])
+    assert set(first) == {"guid", "dev_set", "score", "gold"}
+
+
+def test_a_tiny_model_learns_multiple_choice_in_the_race_layout(tmp_path, pretrained_dir, race_dir):
+    assert main(["finetune", "--config", "finetune/race.py", "--workdir", str(tmp_path),
+                 f"--config.init_from={pretrained_dir}", f"--config.data.data_dir={race_dir}",
+                 "--config.data.max_qa_length=16", *FAST]) == 0
+    results = json.loads((tmp_path / "eval_results.json").read_text())
+    assert results["best"]["accuracy"] >= 0.7, results  # chance: 0.25
+    first = json.loads((tmp_path / "dev_predictions.jsonl").read_text().splitlines()[0])
+    assert first["answer"] in "ABCD" and len(first["probabilities"]) == 4
+
+
+def test_a_tiny_model_learns_tagging_in_the_conll_format(tmp_path, pretrained_dir, conll_files):
+    train, dev = conll_files
+    assert main(["finetune", "--config", "finetune/tagging.py", "--workdir", str(tmp_path),
+                 f"--config.init_from={pretrained_dir}", f"--config.data.train_file={train}",
+                 f"--config.data.dev_file={dev}", *FAST]) == 0
+    results = json.loads((tmp_path / "eval_results.json").read_text())
+    assert results["best"]["f1"] >= 0.8, results
+    first = json.loads((tmp_path / "dev_predictions.jsonl").read_text().splitlines()[0])
+    assert len(first["tags"]) == len(first["words"]) == len(first["gold"])
