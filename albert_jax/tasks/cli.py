@@ -13,7 +13,7 @@ import numpy as np
 
 from albert_jax.errors import InputError
 from albert_jax.tasks.files import read_text
-from albert_jax.tasks.metrics import GLUE_TASKS, GlueTask
+from albert_jax.tasks.glue_tasks import GLUE_TASKS, GlueTask, glue_task
 
 _MISMATCHED = "mnli-mm"
 
@@ -21,7 +21,7 @@ _GLUE_HELP = f"""\
 Score GLUE predictions against gold labels and print one JSON line of metrics, e.g.
 {{"f1": 0.91, "accuracy": 0.875}} for MRPC (fractions, not percent).
 
-TASK: {", ".join(GLUE_TASKS)},
+TASK: {", ".join(GLUE_TASKS)} (or as the GLUE folders spell them: SST-2, STS-B, ...),
 or {_MISMATCHED}: MNLI's mismatched dev set, whose metrics are named *_mm.
 
 LABELS, by file name ending:
@@ -49,19 +49,6 @@ best_exact, best_f1 and their thresholds (every question needs a prediction, "" 
 DATA is the dataset file (e.g. dev-v2.0.json); PREDICTIONS is a JSON object mapping question
 id to answer text. The version comes from DATA's "version" field unless --squad-version says.
 """
-
-# Where each task's dev TSV keeps the label: a header name, or a column index (CoLA has no header).
-_DEV_LABEL_COLUMN: dict[str, str | int] = {
-    "cola": 1,
-    "sst-2": "label",
-    "mrpc": "Quality",
-    "qqp": "is_duplicate",
-    "sts-b": "score",
-    "mnli": "gold_label",
-    "qnli": "label",
-    "rte": "label",
-    "wnli": "label",
-}
 
 # A row of a labels or predictions file: its location ("FILE:LINE"), value and id (None: none).
 _Row = tuple[str, Any, Any]
@@ -107,7 +94,7 @@ def register(subparsers: Any) -> None:
         description=_GLUE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    glue.add_argument("task", type=str.lower, choices=[*GLUE_TASKS, _MISMATCHED], metavar="TASK")
+    glue.add_argument("task", type=_glue_task_name, metavar="TASK")
     glue.add_argument("labels", metavar="LABELS", help="gold labels (.tsv or .jsonl)")
     glue.add_argument("predictions", metavar="PREDICTIONS", help="predicted labels (.tsv or .jsonl)")
     glue.set_defaults(run=_evaluate_glue)
@@ -151,11 +138,21 @@ def _finetune(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _glue_task_name(value: str) -> str:
+    """TASK in any spelling as its canonical name ("SST-2" -> "sst2"), or mnli-mm."""
+    if value.lower() == _MISMATCHED:
+        return _MISMATCHED
+    try:
+        return glue_task(value).name
+    except InputError as error:
+        raise argparse.ArgumentTypeError(f"{error}, or {_MISMATCHED}") from None
+
+
 def _evaluate_glue(args: argparse.Namespace, _overrides: list[str]) -> int:
     from albert_jax.tasks.metrics import glue_metrics
 
     mismatched = args.task == _MISMATCHED
-    task = GLUE_TASKS["mnli" if mismatched else args.task]
+    task = glue_task("mnli" if mismatched else args.task)
     labels = _read_labels(args.labels, task)
     predictions = _read_predictions(args.predictions)
     if len(labels) != len(predictions):
@@ -189,16 +186,17 @@ def _evaluate_squad(args: argparse.Namespace, _overrides: list[str]) -> int:
 def _read_labels(path: str, task: GlueTask) -> list[_Row]:
     if path.endswith(".jsonl"):
         return _read_jsonl(path)
-    column = _DEV_LABEL_COLUMN[task.name]
     rows = _read_tsv(path)
-    if isinstance(column, str):
+    if task.label_header is None:
+        column = task.train_dev_columns.label
+    else:
         header = rows.pop(0)[1] if rows else []
-        if column not in header:
+        if task.label_header not in header:
             raise InputError(
-                f"{path}: the header row ({', '.join(header)}) has no column {column!r}; "
+                f"{path}: the header row ({', '.join(header)}) has no column {task.label_header!r}; "
                 f"expected the {task.name} dev set as GLUE distributes it"
             )
-        column = header.index(column)
+        column = header.index(task.label_header)
     for line, row in rows:
         if len(row) <= column:
             raise InputError(f"{path}:{line} has {len(row)} columns, and the label is in column {column + 1}")

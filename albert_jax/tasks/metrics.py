@@ -19,16 +19,16 @@ Bad input (empty, mismatched lengths, wrong dtype, out-of-range ids, malformed t
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from albert_jax.errors import InputError
+from albert_jax.tasks.glue_tasks import glue_task
 
 # scikit-learn, scipy and seqeval are imported where they are used: each takes seconds to import,
-# and every `albert-jax` command imports this module for the GLUE task names of its parser.
+# and a caller rarely needs all three.
 
 
 def accuracy(labels: npt.ArrayLike, predictions: npt.ArrayLike) -> float:
@@ -134,51 +134,6 @@ def entity_scores(
     }
 
 
-@dataclasses.dataclass(frozen=True)
-class GlueTask:
-    """What evaluation needs to know about one GLUE task.
-
-    `labels` are the label names as the GLUE files spell them, in the original ALBERT's order, so
-    class id i means `labels[i]`; empty for STS-B, a regression. `main_metric` is the one the
-    original ranked checkpoints by. MNLI has a second dev set (mismatched genres) whose metrics
-    carry the suffix `_mm`.
-    """
-
-    name: str
-    labels: tuple[str, ...]
-    metrics: tuple[str, ...]
-    main_metric: str
-    has_mismatched: bool = False
-
-    @property
-    def is_regression(self) -> bool:
-        return not self.labels
-
-    @property
-    def reported_metrics(self) -> tuple[str, ...]:
-        """Every metric name the task reports, those of the mismatched dev set included."""
-        return self.metrics + tuple(f"{name}_mm" for name in self.metrics if self.has_mismatched)
-
-
-_BINARY = ("0", "1")
-_ENTAILMENT = ("entailment", "not_entailment")
-
-# Keyed by the GLUE data directory names, lowercased.
-GLUE_TASKS: dict[str, GlueTask] = {
-    task.name: task
-    for task in (
-        GlueTask("cola", _BINARY, ("mcc",), "mcc"),
-        GlueTask("sst-2", _BINARY, ("accuracy",), "accuracy"),
-        GlueTask("mrpc", _BINARY, ("f1", "accuracy"), "accuracy"),
-        GlueTask("qqp", _BINARY, ("f1", "accuracy"), "accuracy"),
-        GlueTask("sts-b", (), ("pearson", "spearman"), "pearson"),
-        GlueTask("mnli", ("contradiction", "entailment", "neutral"), ("accuracy",), "accuracy", True),
-        GlueTask("qnli", _ENTAILMENT, ("accuracy",), "accuracy"),
-        GlueTask("rte", _ENTAILMENT, ("accuracy",), "accuracy"),
-        GlueTask("wnli", _BINARY, ("accuracy",), "accuracy"),
-    )
-}
-
 _METRICS: dict[str, Callable[[npt.ArrayLike, npt.ArrayLike], float]] = {
     "accuracy": accuracy,
     "f1": f1,
@@ -188,21 +143,14 @@ _METRICS: dict[str, Callable[[npt.ArrayLike, npt.ArrayLike], float]] = {
 }
 
 
-def glue_task(name: str) -> GlueTask:
-    """The task called `name` (case-insensitive: "CoLA", "sts-b", ...)."""
-    task = GLUE_TASKS.get(name.lower())
-    if task is None:
-        raise InputError(f"unknown GLUE task {name!r}; choose one of {', '.join(GLUE_TASKS)}")
-    return task
-
-
 def glue_metrics(
     task: str, labels: npt.ArrayLike, predictions: npt.ArrayLike, *, mismatched: bool = False
 ) -> dict[str, float]:
     """The task's metrics on one dev set, e.g. {"f1": ..., "accuracy": ...} for MRPC.
 
-    Class ids index `GlueTask.labels`; STS-B takes real-valued scores. `mismatched=True` scores
-    MNLI's mismatched dev set under the names `accuracy_mm`.
+    `task` is a name `glue_tasks.glue_task` knows ("sst2", "SST-2", ...). Class ids index
+    `GlueTask.labels`; STS-B takes real-valued scores. `mismatched=True` scores MNLI's mismatched
+    dev set under the names `accuracy_mm`.
     """
     spec = glue_task(task)
     if mismatched and not spec.has_mismatched:

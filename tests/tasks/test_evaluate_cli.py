@@ -87,8 +87,9 @@ def test_mnli_matched_and_mismatched_label_names_and_ids(write, capsys):
     dev = write("dev_mismatched.tsv", _tsv(header, *[[str(i)] + ["x"] * 14 + [g] for i, g in enumerate(gold)]))
     # Names and indices into (contradiction, entailment, neutral) mix freely.
     predictions = write("p.jsonl", _jsonl(*[{"label": p} for p in ["entailment", 2, "2", 1]]))
-    assert _main("evaluate", "glue", "mnli-mm", dev, predictions) == 0
-    assert _metrics(capsys) == {"accuracy_mm": 0.5}
+    for mismatched in ("mnli-mm", "MNLI-MM"):
+        assert _main("evaluate", "glue", mismatched, dev, predictions) == 0
+        assert _metrics(capsys) == {"accuracy_mm": 0.5}
     assert _main("evaluate", "glue", "MNLI", dev, predictions) == 0
     assert _metrics(capsys) == {"accuracy": 0.5}
 
@@ -98,8 +99,9 @@ def test_stsb_scores_and_jsonl_labels_with_ids(write, capsys):
     labels = write("gold.jsonl", _jsonl(*[{"id": f"{i}\u2028", "label": s} for i, s in enumerate([1, 2, 3, 4])]))
     predicted = ["1.0", 3, 2.0, 4]
     predictions = write("p.jsonl", _jsonl(*[{"id": f"{i}\u2028", "label": s} for i, s in enumerate(predicted)]))
-    assert _main("evaluate", "glue", "sts-b", labels, predictions) == 0
-    assert _metrics(capsys) == pytest.approx({"pearson": 0.8, "spearman": 0.8})
+    for task in ("sts-b", "STS-B", "stsb"):
+        assert _main("evaluate", "glue", task, labels, predictions) == 0
+        assert _metrics(capsys) == pytest.approx({"pearson": 0.8, "spearman": 0.8})
 
 
 def test_qnli_dev_tsv_with_crlf_and_odd_line_separators(write, capsys):
@@ -170,7 +172,7 @@ def test_qnli_dev_tsv_with_crlf_and_odd_line_separators(write, capsys):
             "sst-2",
             ("test.tsv", "index\tsentence\n0\tgood\n"),
             ("p.jsonl", '{"label": 0}\n'),
-            r"test.tsv: the header row \(index, sentence\) has no column 'label'; expected the sst-2 dev set",
+            r"test.tsv: the header row \(index, sentence\) has no column 'label'; expected the sst2 dev set",
         ),
         (
             "cola",
@@ -194,17 +196,31 @@ def test_glue_bad_input_is_one_line_exit_2(write, capsys, task, labels, predicti
 def test_glue_missing_file_and_unknown_task(tmp_path, write, capsys):
     gold = write("gold.jsonl", '{"label": 0}\n')
     assert _main("evaluate", "glue", "rte", gold, tmp_path / "none.jsonl") == 2
-    assert "none.jsonl does not exist" in _error(capsys)
+    assert f"no file '{tmp_path / 'none.jsonl'}'" in _error(capsys)
     (tmp_path / "folder.jsonl").mkdir()
     assert _main("evaluate", "glue", "rte", gold, tmp_path / "folder.jsonl") == 2
-    assert "folder.jsonl cannot be read: Is a directory" in _error(capsys)
-    (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe{")
+    assert "folder.jsonl': Is a directory" in _error(capsys)
+    (tmp_path / "binary.jsonl").write_bytes(b'{"label": 0}\n\xff\xfe{')
     assert _main("evaluate", "glue", "rte", gold, tmp_path / "binary.jsonl") == 2
-    assert "binary.jsonl is not UTF-8 text" in _error(capsys)
+    assert "binary.jsonl:2: not UTF-8 text" in _error(capsys)
     with pytest.raises(SystemExit) as exit_:
-        _main("evaluate", "glue", "sst2", gold, gold)
+        _main("evaluate", "glue", "sst", gold, gold)
     assert exit_.value.code == 2
-    assert "invalid choice: 'sst2'" in capsys.readouterr().err
+    assert "argument TASK: unknown GLUE task 'sst'; the tasks are cola, sst2, " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["sst2", "SST-2", "sst-2", "Sst2"])
+def test_glue_task_in_any_spelling(write, capsys, task):
+    dev = write("dev.tsv", _tsv(["sentence", "label"], *[["a film .", label] for label in GOLD]))
+    submission = write("SST-2.tsv", _tsv(["index", "prediction"], *[[str(i), p] for i, p in enumerate(PREDICTED)]))
+    assert _main("evaluate", "glue", task, dev, submission) == 0
+    assert _metrics(capsys) == pytest.approx({"accuracy": 3 / 5})
+
+
+def test_glue_help_lists_the_canonical_names(capsys):
+    with pytest.raises(SystemExit):
+        _main("evaluate", "glue", "--help")
+    assert "TASK: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli (or as the GLUE folders" in capsys.readouterr().out
 
 
 def _squad(version: str, *qas: dict) -> dict:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from albert_jax.errors import InputError
 from albert_jax.tasks import metrics
-from albert_jax.tasks.metrics import GLUE_TASKS, entity_scores, glue_metrics
+from albert_jax.tasks.glue_tasks import GLUE_TASKS
+from albert_jax.tasks.metrics import entity_scores, glue_metrics
 
 # tp=2 (ids 0, 4), fn=1 (id 1), fp=1 (id 3), tn=1 (id 2).
 LABELS = [1, 1, 0, 0, 1]
@@ -95,27 +99,38 @@ def test_bad_input(function, labels, predictions, message):
 def test_glue_table():
     expected = {
         "cola": ({"mcc"}, "mcc"),
-        "sst-2": ({"accuracy"}, "accuracy"),
+        "sst2": ({"accuracy"}, "accuracy"),
         "mrpc": ({"f1", "accuracy"}, "accuracy"),
         "qqp": ({"f1", "accuracy"}, "accuracy"),
-        "sts-b": ({"pearson", "spearman"}, "pearson"),
+        "stsb": ({"pearson", "spearman"}, "pearson"),
         "mnli": ({"accuracy", "accuracy_mm"}, "accuracy"),
         "qnli": ({"accuracy"}, "accuracy"),
         "rte": ({"accuracy"}, "accuracy"),
         "wnli": ({"accuracy"}, "accuracy"),
     }
     assert {name: (set(task.reported_metrics), task.main_metric) for name, task in GLUE_TASKS.items()} == expected
-    assert [name for name, task in GLUE_TASKS.items() if task.is_regression] == ["sts-b"]
+    assert [name for name, task in GLUE_TASKS.items() if task.is_regression] == ["stsb"]
+    assert [name for name, task in GLUE_TASKS.items() if task.has_mismatched] == ["mnli"]
     assert GLUE_TASKS["mnli"].labels == ("contradiction", "entailment", "neutral")
     assert GLUE_TASKS["rte"].labels == ("entailment", "not_entailment")
+
+
+def test_glue_table_imports_without_numpy():
+    """The CLI imports the table to build its parser; numpy there would slow every command."""
+    script = "import sys, albert_jax.tasks.glue_tasks; print(sorted({'numpy', 'etils'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_glue_metrics_per_task():
     assert glue_metrics("MRPC", LABELS, PREDICTIONS) == pytest.approx({"f1": 2 / 3, "accuracy": 3 / 5})
     assert glue_metrics("CoLA", LABELS, PREDICTIONS) == pytest.approx({"mcc": 1 / 6})
-    assert glue_metrics("sts-b", [1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0]) == pytest.approx(
-        {"pearson": 0.8, "spearman": 0.8}
-    )
+    for stsb in ("sts-b", "STS-B", "stsb"):
+        assert glue_metrics(stsb, [1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0]) == pytest.approx(
+            {"pearson": 0.8, "spearman": 0.8}
+        )
+    for sst2 in ("SST-2", "sst-2", "sst2"):
+        assert glue_metrics(sst2, LABELS, PREDICTIONS) == pytest.approx({"accuracy": 3 / 5})
     assert glue_metrics("mnli", [0, 1, 2, 2], [0, 1, 2, 0]) == {"accuracy": 0.75}
     assert glue_metrics("mnli", [0, 1, 2, 2], [0, 1, 1, 0], mismatched=True) == {"accuracy_mm": 0.5}
 
@@ -123,7 +138,8 @@ def test_glue_metrics_per_task():
 @pytest.mark.parametrize(
     ("task", "labels", "predictions", "options", "message"),
     [
-        ("sst2", [0], [0], {}, "unknown GLUE task 'sst2'; choose one of cola, sst-2"),
+        ("sst", [0], [0], {}, "unknown GLUE task 'sst'; the tasks are cola, sst2, mrpc, qqp, stsb, mnli"),
+        ("stsb", [0.5], [1.0], {"mismatched": True}, "stsb has no mismatched dev set"),
         ("rte", [0], [0], {"mismatched": True}, "rte has no mismatched dev set"),
         ("mnli", [0, 3], [0, 1], {}, r"mnli has 3 classes \(ids 0..2\); the labels hold 3 at index 1"),
         ("qnli", [0, 1], [0, -1], {}, "the predictions hold -1 at index 1"),

@@ -8,23 +8,20 @@ the same type with the same label names.
 
 from albert_jax.tasks.readers.base import ExampleReader
 from albert_jax.tasks.readers.conll import ConllFilesReader, ConllTfdsReader
-from albert_jax.tasks.readers.glue import GLUE_TASKS, GlueTask, GlueTfdsReader, GlueTsvReader, glue_task
+from albert_jax.tasks.readers.glue import GlueTfdsReader, GlueTsvReader
 from albert_jax.tasks.readers.local import LocalTextReader, label_set
 from albert_jax.tasks.readers.race import RaceFilesReader, RaceTfdsReader
 from albert_jax.tasks.readers.tfds_source import TF_EXTRA
 
 __all__ = [
-    "GLUE_TASKS",
     "TF_EXTRA",
     "ConllFilesReader",
     "ConllTfdsReader",
     "ExampleReader",
-    "GlueTask",
     "GlueTfdsReader",
     "GlueTsvReader",
     "LocalTextReader",
     "RaceFilesReader",
     "RaceTfdsReader",
-    "glue_task",
     "label_set",
 ]

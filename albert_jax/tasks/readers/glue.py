@@ -1,4 +1,5 @@
-"""The nine GLUE tasks, from the GLUE TSV folders or from tensorflow-datasets `glue/<task>`.
+"""The nine GLUE tasks (`tasks.glue_tasks`), from the GLUE TSV folders or from tensorflow-datasets
+`glue/<task>`.
 
 Both sources give the same examples: the texts, column choices and label names of the original
 ALBERT processors (google-research/albert `classifier_utils.py`), in file order, with guid
@@ -15,129 +16,20 @@ back into the original's names, and test labels (-1 in tfds, absent in the TSV) 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import logging
 import math
-from collections.abc import Mapping
 
 import numpy as np
 from etils import epath
 
 from albert_jax.errors import InputError
 from albert_jax.tasks.examples import TextExample
+from albert_jax.tasks.glue_tasks import GlueTask, glue_task
 from albert_jax.tasks.readers.base import ExampleReader, shown
 from albert_jax.tasks.readers.files import PathLike, delimited_rows
 from albert_jax.tasks.readers.tfds_source import text, tfds_builder, tfds_examples
 
 log = logging.getLogger(__name__)
-
-# split -> (file in the task's GLUE folder, tfds split)
-_SPLITS = {"train": ("train.tsv", "train"), "dev": ("dev.tsv", "validation"), "test": ("test.tsv", "test")}
-_MNLI_SPLITS = {
-    "train": ("train.tsv", "train"),
-    "dev": ("dev_matched.tsv", "validation_matched"),
-    "dev_mismatched": ("dev_mismatched.tsv", "validation_mismatched"),
-    "test": ("test_matched.tsv", "test_matched"),
-    "test_mismatched": ("test_mismatched.tsv", "test_mismatched"),
-}
-# Where the label is in a TSV row: the last field (MNLI's train and dev files differ in width).
-_LAST = -1
-
-
-@dataclasses.dataclass(frozen=True)
-class _Columns:
-    """Field indices of a TSV row: first text, second text (or None) and label (or None)."""
-
-    text_a: int
-    text_b: int | None
-    label: int | None = None
-
-    def min_fields(self) -> int:
-        return max(i for i in (self.text_a, self.text_b, self.label, 0) if i is not None) + 1
-
-
-@dataclasses.dataclass(frozen=True)
-class GlueTask:
-    """One GLUE task: where its data is and what its labels are called."""
-
-    name: str
-    #: The task's folder in the GLUE download, e.g. "SST-2".
-    folder: str
-    #: Label names in class-id order (the original's order); None for STS-B's regression.
-    labels: tuple[str, ...] | None
-    #: split -> (TSV file name, tfds split name).
-    split_sources: Mapping[str, tuple[str, str]]
-    train_dev_columns: _Columns
-    test_columns: _Columns
-    #: tfds feature names of the first and second text.
-    tfds_features: tuple[str, str | None]
-    #: tfds class name -> the original's label name, where they differ.
-    tfds_label_names: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    #: CoLA's train and dev files have no header row (its test file has one).
-    train_dev_header: bool = True
-    #: QQP has rows with missing fields; the original and tfds both skip them.
-    skip_short_rows: bool = False
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self.split_sources)
-
-
-_BINARY = ("0", "1")
-_ENTAILMENT = ("entailment", "not_entailment")
-
-# Fields in order: name, folder, labels, splits, train/dev columns (text_a, text_b, label), test
-# columns, tfds text features, tfds label names; the columns are those of the original processors.
-GLUE_TASKS: dict[str, GlueTask] = {
-    task.name: task
-    for task in [
-        GlueTask(
-            "cola", "CoLA", _BINARY, _SPLITS, _Columns(3, None, 1), _Columns(1, None),
-            ("sentence", None), {"unacceptable": "0", "acceptable": "1"}, train_dev_header=False,
-        ),
-        GlueTask(
-            "sst2", "SST-2", _BINARY, _SPLITS, _Columns(0, None, 1), _Columns(1, None),
-            ("sentence", None), {"negative": "0", "positive": "1"},
-        ),
-        GlueTask(
-            "mrpc", "MRPC", _BINARY, _SPLITS, _Columns(3, 4, 0), _Columns(3, 4),
-            ("sentence1", "sentence2"), {"not_equivalent": "0", "equivalent": "1"},
-        ),
-        GlueTask(
-            "qqp", "QQP", _BINARY, _SPLITS, _Columns(3, 4, 5), _Columns(1, 2),
-            ("question1", "question2"), {"not_duplicate": "0", "duplicate": "1"},
-            skip_short_rows=True,
-        ),
-        GlueTask(
-            "stsb", "STS-B", None, _SPLITS, _Columns(7, 8, _LAST), _Columns(7, 8),
-            ("sentence1", "sentence2"),
-        ),
-        GlueTask(
-            "mnli", "MNLI", ("contradiction", "entailment", "neutral"), _MNLI_SPLITS,
-            _Columns(8, 9, _LAST), _Columns(8, 9), ("premise", "hypothesis"),
-        ),
-        GlueTask(
-            "qnli", "QNLI", _ENTAILMENT, _SPLITS, _Columns(1, 2, _LAST), _Columns(1, 2),
-            ("question", "sentence"),
-        ),
-        GlueTask(
-            "rte", "RTE", _ENTAILMENT, _SPLITS, _Columns(1, 2, _LAST), _Columns(1, 2),
-            ("sentence1", "sentence2"),
-        ),
-        GlueTask(
-            "wnli", "WNLI", _BINARY, _SPLITS, _Columns(1, 2, _LAST), _Columns(1, 2),
-            ("sentence1", "sentence2"), {"not_entailment": "0", "entailment": "1"},
-        ),
-    ]
-}
-
-
-def glue_task(name: str) -> GlueTask:
-    """The task called `name`; the original's spellings ("SST-2", "sts-b") are accepted too."""
-    key = name.lower().replace("-", "")
-    if key not in GLUE_TASKS:
-        raise InputError(f"unknown GLUE task {name!r}; the tasks are {', '.join(GLUE_TASKS)}")
-    return GLUE_TASKS[key]
 
 
 class GlueTsvReader(ExampleReader[TextExample]):

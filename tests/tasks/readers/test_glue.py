@@ -15,7 +15,8 @@ from tensorflow_datasets.text import glue as tfds_glue
 
 from albert_jax.errors import InputError
 from albert_jax.tasks.examples import TextExample
-from albert_jax.tasks.readers import GLUE_TASKS, GlueTfdsReader, GlueTsvReader, glue_task
+from albert_jax.tasks.glue_tasks import GLUE_TASKS, glue_task
+from albert_jax.tasks.readers import GlueTfdsReader, GlueTsvReader
 from tests.tasks.readers.tfds_fakes import mock_data, prepare, serve
 
 P = "p\tp\tp\tp"  # MNLI's four parse columns
@@ -245,7 +246,8 @@ def test_tasks_splits_and_labels():
     assert GlueTsvReader("rte", ".").labels == ("entailment", "not_entailment")
     assert GlueTfdsReader("cola").labels == ("0", "1")
     assert GlueTfdsReader("stsb").labels is None
-    assert glue_task("SST-2") is glue_task("sst2") and glue_task("STS-B").name == "stsb"
+    assert glue_task("SST-2") is glue_task("sst-2") is glue_task("sst2") and glue_task("STS-B").name == "stsb"
+    assert GlueTsvReader("SST-2", ".").task is GlueTfdsReader("sst2").task
 
 
 @pytest.mark.parametrize(("task", "split"), [key for key in EXPECTED if key[0] != "mrpc"])
