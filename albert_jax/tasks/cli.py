@@ -75,7 +75,7 @@ def register(subparsers: Any) -> None:
         description=_FINETUNE_HELP, epilog=_OVERRIDES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     finetune.add_argument("--config", metavar="FILE[:ARG]", required=True,
-                          help="the task's config, e.g. configs/finetune/glue.py:sst-2")
+                          help="the task's config, e.g. configs/finetune/glue.py:sst2")
     finetune.add_argument("--workdir", metavar="DIR", help="where the run's files go "
                           "(default: albert_jax_workdirs/<config name>)")
     add_cluster_arguments(finetune)

@@ -277,7 +277,7 @@ class FinetuneTask:
     tokens count (`weights`), how examples become token ids (`encode`), and its evaluation.
     """
 
-    name: str  # for messages, e.g. "glue/sst-2"
+    name: str  # for messages, e.g. "glue/sst2"
     labels: tuple[str, ...] | None  # class names in class-id order; None for regression
     train: tuple[Any, ...]
     dev: tuple[DevSet, ...]

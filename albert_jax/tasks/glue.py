@@ -1,7 +1,7 @@
 """GLUE: the nine tasks, from the GLUE download's TSV folders or tensorflow-datasets, with the
 paper's fine-tuning recipe per task and the official metrics.
 
-    albert-jax finetune --config configs/finetune/glue.py:sst-2 --workdir runs/sst2 \\
+    albert-jax finetune --config configs/finetune/glue.py:sst2 --workdir runs/sst2 \\
         --config.init_from=albert-base-v2 --config.data_dir=glue_data
 
 `data_dir` is the folder the original scripts read (DATA_DIR/SST-2/train.tsv, ...); without it
@@ -15,7 +15,8 @@ import ml_collections
 from albert_jax.tasks import finetune
 from albert_jax.tasks.classification import TextClassificationTask
 from albert_jax.tasks.finetune import DevSet
-from albert_jax.tasks.metrics import glue_metrics, glue_task
+from albert_jax.tasks.glue_tasks import glue_task
+from albert_jax.tasks.metrics import glue_metrics
 from albert_jax.tasks.readers import GlueTfdsReader, GlueTsvReader
 
 # The paper's fine-tuning table (Lan et al. 2019, appendix A.4; the same numbers as the original
@@ -23,8 +24,8 @@ from albert_jax.tasks.readers import GlueTfdsReader, GlueTsvReader
 # dropout is 0.1 and the maximum length 512 for every task.
 PAPER_RECIPES = {
     "cola": (1e-5, 16, 0.0, 5336, 320),
-    "sts-b": (2e-5, 16, 0.0, 3598, 214),
-    "sst-2": (1e-5, 32, 0.0, 20935, 1256),
+    "stsb": (2e-5, 16, 0.0, 3598, 214),
+    "sst2": (1e-5, 32, 0.0, 20935, 1256),
     "mnli": (3e-5, 128, 0.0, 10000, 1000),
     "qnli": (1e-5, 32, 0.0, 33112, 1986),
     "qqp": (5e-5, 128, 0.1, 14000, 1000),

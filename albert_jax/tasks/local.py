@@ -36,7 +36,8 @@ def classification_config() -> ml_collections.ConfigDict:
     return config
 
 
-def _classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+def _classification_metrics(labels, predictions) -> dict[str, float]:
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
     out = {"accuracy": metrics_lib.accuracy(labels, predictions),
            "mcc": metrics_lib.matthews_corrcoef(labels, predictions)}
     if max(labels.max(), predictions.max()) <= 1:

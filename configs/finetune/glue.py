@@ -1,7 +1,7 @@
 """GLUE fine-tuning with the ALBERT paper's recipe for the task given as the argument:
-cola, sst-2, mrpc, qqp, sts-b, mnli, qnli, rte, wnli.
+cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli (the GLUE spellings "SST-2", "STS-B" work too).
 
-    albert-jax finetune --config configs/finetune/glue.py:sst-2 --workdir runs/sst2 \
+    albert-jax finetune --config configs/finetune/glue.py:sst2 --workdir runs/sst2 \
         --config.init_from=path/to/albert-base-v2 --config.data.data_dir=path/to/glue_data
 
 init_from is a Hugging Face directory, an original TF release, a pretraining workdir or
@@ -16,5 +16,5 @@ README: SST-2 92.9 (base), 94.9 (large), 95.4 (xlarge), 96.8 (xxlarge).
 from albert_jax.tasks.glue import glue_config
 
 
-def get_config(task: str = "sst-2"):
+def get_config(task: str = "sst2"):
     return glue_config(task)

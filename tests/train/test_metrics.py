@@ -118,7 +118,7 @@ def test_logged_step_times_add_up_to_the_training_time(tiny_config, tmp_path, mo
         start = time.perf_counter()
         time.sleep(0.5)
         events["evals"].append((start, time.perf_counter()))
-        return {}
+        return {}, {}
 
     def write(self, step, values):
         real_write(self, step, values)
