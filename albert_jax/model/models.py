@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx, struct
 
 from albert_jax.errors import InputError
@@ -60,7 +61,9 @@ def _check_range(name: str, x: jax.Array, bound: int, bound_name: str) -> None:
     """Raises unless 0 <= x < bound; a no-op under jit, where the values are not known."""
     if isinstance(x, jax.core.Tracer) or x.size == 0:
         return
-    low, high = (int(v) for v in jax.device_get((jnp.min(x), jnp.max(x))))
+    # In numpy: inside a trace (make_jaxpr, grad) even a concrete array's jnp.min is staged.
+    values = np.asarray(x)
+    low, high = int(values.min()), int(values.max())
     if low < 0:
         raise InputError(f"{name} holds {low}; it must not be negative")
     if high >= bound:
