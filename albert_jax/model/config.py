@@ -163,7 +163,7 @@ class AlbertConfig:
         if hf_labels:
             if "label_names" in changes:
                 raise InputError("give label_names or id2label/label2id, not both")
-            changes["label_names"] = label_names_from_hf(**hf_labels)
+            changes["label_names"] = _label_names_from_hf(**hf_labels)
         if changes.get("label_names"):
             changes.setdefault("num_labels", len(changes["label_names"]))
         elif changes.get("num_labels", self.num_labels) != self.num_labels:
@@ -241,7 +241,7 @@ class AlbertConfig:
         try:
             hf_labels = {k: data[k] for k in ("id2label", "label2id") if data.get(k) is not None}
             if hf_labels:
-                kwargs["label_names"] = label_names_from_hf(**hf_labels)
+                kwargs["label_names"] = _label_names_from_hf(**hf_labels)
                 kwargs.setdefault("num_labels", len(kwargs["label_names"]))
             return cls(**kwargs)
         except InputError as error:
@@ -290,7 +290,7 @@ def _default_label_names(num_labels: int) -> tuple[str, ...]:
     return tuple(f"LABEL_{i}" for i in range(num_labels))
 
 
-def label_names_from_hf(id2label: dict | None = None, label2id: dict | None = None) -> tuple[str, ...]:
+def _label_names_from_hf(id2label: dict | None = None, label2id: dict | None = None) -> tuple[str, ...]:
     """Label names in id order from transformers' `id2label` (preferred, as transformers does)
     or `label2id`; ids may be ints or strings of ints (JSON keys), and must be 0..n-1."""
     key, mapping = ("id2label", id2label) if id2label is not None else ("label2id", label2id)
