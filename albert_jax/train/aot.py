@@ -39,6 +39,9 @@ def topology_devices(name: str) -> list[jax.Device]:
     # Set before libtpu starts, so it does not look for the TPU VM it is not running on.
     os.environ.setdefault("TPU_ACCELERATOR_TYPE", "v4-8")
     os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
+    # Describing a slice opens no chip, so it may run beside a process that holds libtpu's lock
+    # (a training run on the same TPU VM, or another compile).
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     # JAX drives a v4 chip's two TensorCores as one device ("megacore"); the description must too.
     options = {"chip_config_name": "megacore"} if name.startswith("v4:") else {}
     generation, _, shape = name.partition(":")

@@ -15,13 +15,6 @@ def tiny_config():
     return lambda *overrides: config_lib.load_config(TINY_CONFIG, list(overrides))
 
 
-@pytest.fixture(scope="session")
-def compile_cache(tmp_path_factory):
-    """A persistent XLA compilation cache shared by the subprocesses of one test session:
-    runs of the same program (a run and its resumption) compile once."""
-    return str(tmp_path_factory.mktemp("xla_cache"))
-
-
 @pytest.fixture
 def run_cli(compile_cache):
     """Runs `albert-jax ARGS...` in a subprocess with `devices` simulated CPU devices."""
