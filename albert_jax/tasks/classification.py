@@ -8,7 +8,6 @@ original `run_classifier.py` and transformers do.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 
 import jax
@@ -52,13 +51,12 @@ class TextClassificationTask(FinetuneTask):
         predicted = logits[:, 0] if self.regression else logits.argmax(-1)
         return {"loss": self.eval_loss(sums), **self.score_dev_sets(self._gold, predicted)}
 
-    def write_predictions(self, outputs: dict[str, np.ndarray], workdir: str) -> None:
-        """WORKDIR/dev_predictions.jsonl: per dev example its id, the predicted label and the
-        class probabilities (or the score), and the gold label."""
-        rows = finetune.real_rows(outputs)
+    def prediction_records(self, examples: Sequence[TextExample], rows: dict[str, np.ndarray]) -> list[dict]:
+        """Per example its id and the predicted label with the class probabilities, or the
+        score."""
         records = []
-        for (example, suffix), logits in zip(self.dev_examples(), rows["logits"]):
-            record = {"guid": example.guid, "dev_set": "dev" + suffix}
+        for example, logits in zip(examples, rows["logits"]):
+            record = {"guid": example.guid}
             if self.regression:
                 record["score"] = float(logits[0])
             else:
@@ -66,9 +64,11 @@ class TextClassificationTask(FinetuneTask):
                 probabilities /= probabilities.sum()
                 record["label"] = self.labels[int(logits.argmax())]
                 record["probabilities"] = {name: float(p) for name, p in zip(self.labels, probabilities)}
-            record["gold"] = example.label
             records.append(record)
-        finetune.write_jsonl(os.path.join(workdir, "dev_predictions.jsonl"), records)
+        return records
+
+    def gold(self, example: TextExample) -> str | float | None:
+        return example.label
 
     def encode(self, tokenizer, examples: Sequence[TextExample]) -> Encoded:
         """Token ids of each example, a pair truncated longest first, one token at a time, as

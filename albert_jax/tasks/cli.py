@@ -81,6 +81,21 @@ def register(subparsers: Any) -> None:
     add_cluster_arguments(finetune)
     finetune.set_defaults(run=_finetune, accepts_overrides=True)
 
+    predict = subparsers.add_parser(
+        "predict", help="run a fine-tuned model over a file of inputs",
+        description="Run the best model of a fine-tuning run (else its newest checkpoint) over FILE, "
+                    "read in the layout of the run's task: a table with the training columns "
+                    "(local classification), a GLUE test.tsv (GLUE), RACE article files (RACE), "
+                    "CoNLL-style files (tagging). Labels in the input are not needed.")
+    predict.add_argument("--workdir", required=True, metavar="DIR", help="the fine-tuning run")
+    predict.add_argument("--input", required=True, metavar="FILE", help="the examples to predict")
+    predict.add_argument("--output", required=True, metavar="FILE", help="where the predictions go")
+    predict.add_argument("--format", default="jsonl", choices=("jsonl", "tsv", "glue"),
+                         help="jsonl: one JSON object per example (label names and probabilities); "
+                              "tsv: guid<TAB>prediction; glue: a GLUE submission file, "
+                              "index<TAB>prediction (default: jsonl)")
+    predict.set_defaults(run=_predict)
+
     evaluate = subparsers.add_parser(
         "evaluate",
         help="score predictions against gold labels (GLUE, SQuAD)",
@@ -146,6 +161,14 @@ def _glue_task_name(value: str) -> str:
         return glue_task(value).name
     except InputError as error:
         raise argparse.ArgumentTypeError(f"{error}, or {_MISMATCHED}") from None
+
+
+def _predict(args: argparse.Namespace, _overrides: list[str]) -> int:
+    from albert_jax.tasks import finetune
+
+    count = finetune.predict(args.workdir, args.input, args.output, args.format)
+    print(f"albert-jax predict: {count} predictions -> {args.output}")
+    return 0
 
 
 def _evaluate_glue(args: argparse.Namespace, _overrides: list[str]) -> int:

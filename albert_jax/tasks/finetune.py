@@ -35,6 +35,7 @@ from albert_jax.errors import InputError
 from albert_jax.model import AlbertConfig
 from albert_jax.tasks.losses import counts, mean_loss
 from albert_jax.train import config as config_lib
+from albert_jax.train import data as data_lib
 from albert_jax.train import metrics as metrics_lib
 from albert_jax.train.task import Batch, Sums
 
@@ -228,10 +229,14 @@ class FinetuneData:
 
     def eval_batches(self, rows: tuple[int, int]) -> Iterator[dict[str, np.ndarray]]:
         """The dev set in order, the last batch completed with padding rows (index -1)."""
+        return self.batches_of(self.dev, rows)
+
+    def batches_of(self, encoded: Encoded, rows: tuple[int, int]) -> Iterator[dict[str, np.ndarray]]:
+        """`encoded` in order, in global batches, the last completed with padding rows."""
         size = self.global_batch_size
-        count = -(-len(self.dev) // size) * size
-        indices = np.where(np.arange(count) < len(self.dev), np.arange(count), -1)
-        make = _GlobalBatch(self.dev, self.buckets, rows)
+        count = -(-len(encoded) // size) * size
+        indices = np.where(np.arange(count) < len(encoded), np.arange(count), -1)
+        make = _GlobalBatch(encoded, self.buckets, rows)
         for start in range(0, count, size):
             yield make(indices[start:start + size])
 
@@ -289,19 +294,28 @@ class FinetuneTask:
     tokenizer_path: Path
 
     sum_keys = SUM_KEYS
+    #: The paper's maximum length for the task (lowered to the model's positions if longer).
+    default_length = 512
 
     @classmethod
     def create(cls, config: ml_collections.ConfigDict, *, name: str, labels: tuple[str, ...] | None,
                train: Sequence[Any], dev: Sequence[DevSet], metrics_fn: Metrics, best_metric: str,
-               default_length: int, **fields: Any) -> FinetuneTask:
+               **fields: Any) -> FinetuneTask:
         """The task with the model it starts from, given as many outputs as it has labels."""
         if not train:
             raise InputError(f"{name}: the training set has no examples")
         num_labels, label_names = cls.head_labels(labels)
         model = starting_model(config).replace(num_labels=num_labels, label_names=label_names)
         return cls(name, labels, tuple(train), tuple(dev), metrics_fn, (best_metric, True), model,
-                   max_length(config, model, default_length), config.seed, tokenizer_file(config),
+                   max_length(config, model, cls.default_length), config.seed, tokenizer_file(config),
                    **fields)
+
+    @classmethod
+    def for_prediction(cls, config: ml_collections.ConfigDict, model: AlbertConfig,
+                       labels: tuple[str, ...] | None, tokenizer_path: Path, **fields: Any) -> FinetuneTask:
+        """The task of a finished run (its saved config and model), without its data."""
+        return cls(config.task, labels, (), (), None, ("", True), model,
+                   max_length(config, model, cls.default_length), config.seed, tokenizer_path, **fields)
 
     @staticmethod
     def head_labels(labels: tuple[str, ...] | None) -> tuple[int, tuple[str, ...]]:
@@ -370,6 +384,23 @@ class FinetuneTask:
     def predictions(self, logits: jax.Array) -> dict[str, jax.Array]:
         """The per-example outputs evaluation and the prediction files read."""
         return {"logits": logits}
+
+    def prediction_records(self, examples: Sequence[Any], rows: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        """One JSON record per example from its outputs (`rows`, in example order)."""
+        raise NotImplementedError
+
+    def gold(self, example: Any) -> Any:
+        """An example's answer as the prediction records write it."""
+        raise NotImplementedError
+
+    def write_predictions(self, outputs: dict[str, np.ndarray], workdir: str) -> None:
+        """WORKDIR/dev_predictions.jsonl: the records of every dev example, with its dev set and
+        its gold answer."""
+        pairs = self.dev_examples()
+        records = self.prediction_records([example for example, _ in pairs], real_rows(outputs))
+        for record, (example, suffix) in zip(records, pairs):
+            record.update(dev_set="dev" + suffix, gold=self.gold(example))
+        write_jsonl(os.path.join(workdir, "dev_predictions.jsonl"), records)
 
     def dev_examples(self) -> list[tuple[Any, str]]:
         """Every dev example with its dev set's suffix, in evaluation order."""
@@ -474,4 +505,74 @@ def _write_json(path: str, value: Any) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         f.write(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+# -- prediction with a finished run --------------------------------------------------------------
+
+PREDICTION_FORMATS = ("jsonl", "tsv", "glue")
+
+
+def predict(workdir: str, input_path: str, output_path: str, output_format: str = "jsonl") -> int:
+    """Runs the best model of the fine-tuning run in `workdir` (else its newest checkpoint) over
+    `input_path`, in the input layout of the run's task; writes one prediction per example:
+    JSON lines, `guid<TAB>prediction`, or a GLUE submission (`index<TAB>prediction`).
+    Returns the number of examples."""
+    from albert_jax import AlbertTokenizer
+    from albert_jax import workdir as layout
+    from albert_jax.tasks.registry import prediction_task
+
+    if output_format not in PREDICTION_FORMATS:
+        raise InputError(f"unknown output format {output_format!r}; choose {', '.join(PREDICTION_FORMATS)}")
+    saved = Path(workdir) / layout.TRAIN_CONFIG
+    if not saved.is_file():
+        raise InputError(f"{workdir!r} holds no fine-tuning run ({layout.TRAIN_CONFIG} is missing)")
+    config = ml_collections.ConfigDict(json.loads(saved.read_text()))
+    model_dir = Path(workdir) / layout.BEST
+    if not (model_dir / layout.MODEL_CONFIG).is_file():
+        model_dir = Path(workdir)
+    model_config = AlbertConfig.from_json_file(model_dir / layout.MODEL_CONFIG)
+    tokenizer_path = Path(workdir) / layout.TOKENIZER
+    task, read = prediction_task(config, model_config, tokenizer_path)
+    if output_format == "glue" and config.task != "glue":
+        raise InputError("--format glue writes GLUE submissions; this run is not a GLUE task")
+    examples = read(input_path)
+    if not examples:
+        raise InputError(f"{input_path}: no examples")
+    tokenizer = AlbertTokenizer.from_pretrained(tokenizer_path)
+    encoded = task.encode(tokenizer, examples)
+    model = task.model_class.from_pretrained(model_dir)
+    model.eval()
+    forward = nnx.jit(lambda model, batch: task.predictions(task.logits(model, batch, None)))
+    batches = FinetuneData(encoded, None, buckets=task.lengths, global_batch_size=config.global_batch_size,
+                           seed=0, tokenizer_path=tokenizer_path)
+    outputs = []
+    for batch in batches.batches_of(encoded, (0, config.global_batch_size)):
+        out = jax.device_get(forward(model, batch))
+        outputs.append({**out, EXAMPLE_INDEX: batch[EXAMPLE_INDEX]})
+    rows = real_rows({k: data_lib.concatenate([o[k] for o in outputs]) for k in outputs[0]})
+    records = task.prediction_records(examples, rows)
+    _write_predictions(records, output_path, output_format)
+    return len(records)
+
+
+def _prediction_text(record: dict[str, Any]) -> str:
+    for key in ("label", "score", "answer"):
+        if key in record and not (key == "label" and "answer" in record):
+            return str(record[key])
+    return " ".join(record["tags"])
+
+
+def _write_predictions(records: list[dict[str, Any]], path: str, output_format: str) -> None:
+    if output_format == "jsonl":
+        write_jsonl(path, records)
+        return
+    header = "index\tprediction" if output_format == "glue" else "guid\tprediction"
+    lines = [header]
+    for record in records:
+        guid = record["guid"].rsplit("-", 1)[-1] if output_format == "glue" else record["guid"]
+        lines.append(f"{guid}\t{_prediction_text(record)}")
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
     os.replace(tmp, path)

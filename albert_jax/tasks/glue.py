@@ -10,8 +10,11 @@ the data comes from tfds `glue/<task>` (stored as TFRecord, read with `pip insta
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ml_collections
 
+from albert_jax.model import AlbertConfig
 from albert_jax.tasks import finetune
 from albert_jax.tasks.classification import TextClassificationTask
 from albert_jax.tasks.finetune import DevSet
@@ -33,7 +36,6 @@ PAPER_RECIPES = {
     "mrpc": (2e-5, 32, 0.0, 800, 200),
     "wnli": (2e-5, 16, 0.1, 2000, 250),
 }
-MAX_LENGTH = 512
 
 
 def glue_config(task: str) -> ml_collections.ConfigDict:
@@ -45,17 +47,17 @@ def glue_config(task: str) -> ml_collections.ConfigDict:
     finetune.paper_recipe(config, learning_rate=learning_rate, batch_size=batch_size,
                           train_steps=steps, warmup_steps=warmup, albert_dropout=dropout)
     config.data.task = name
-    # The GLUE download's folder (DATA_DIR/<Task>/*.tsv, the original's --data_dir); empty:
+    # The GLUE download's folder (DATA_DIR/<Task>/*.tsv), under the original's flag name; empty:
     # tensorflow-datasets glue/<task> from `data.tfds_data_dir` (empty: tfds' default).
-    config.data.data_dir = ""
+    config.data_dir = ""
     config.data.tfds_data_dir = ""
     return config
 
 
 def make_task(config: ml_collections.ConfigDict) -> TextClassificationTask:
     task = glue_task(config.data.task)
-    if config.data.data_dir:
-        reader = GlueTsvReader(task.name, config.data.data_dir)
+    if config.data_dir:
+        reader = GlueTsvReader(task.name, config.data_dir)
     else:
         reader = GlueTfdsReader(task.name, config.data.tfds_data_dir or None)
     dev = [DevSet(tuple(reader.read("dev")))]
@@ -67,5 +69,13 @@ def make_task(config: ml_collections.ConfigDict) -> TextClassificationTask:
 
     return TextClassificationTask.create(
         config, name=f"glue/{task.name}", labels=None if task.is_regression else reader.labels,
-        train=reader.read("train"), dev=dev, metrics_fn=metrics, best_metric=task.main_metric,
-        default_length=MAX_LENGTH)
+        train=reader.read("train"), dev=dev, metrics_fn=metrics, best_metric=task.main_metric)
+
+
+def for_prediction(config: ml_collections.ConfigDict, model: AlbertConfig, tokenizer_path: Path):
+    """The task of a finished GLUE run, and a reader of GLUE test files (TASK/test.tsv layout)."""
+    task = glue_task(config.data.task)
+    labels = None if task.is_regression else task.labels
+    reader = GlueTsvReader(task.name, ".")
+    return (TextClassificationTask.for_prediction(config, model, labels, tokenizer_path),
+            lambda path: reader.read_file(path, "test"))

@@ -11,9 +11,12 @@ is an error naming the file and line.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ml_collections
 import numpy as np
 
+from albert_jax.model import AlbertConfig
 from albert_jax.tasks import finetune
 from albert_jax.tasks import metrics as metrics_lib
 from albert_jax.tasks.classification import TextClassificationTask
@@ -61,4 +64,19 @@ def make_task(config: ml_collections.ConfigDict) -> TextClassificationTask:
     return TextClassificationTask.create(
         config, name=f"classification/{data.train_file}", labels=reader.labels, train=reader.read("train"),
         dev=dev, metrics_fn=_regression_metrics if regression else _classification_metrics,
-        best_metric="pearson" if regression else "accuracy", default_length=512)
+        best_metric="pearson" if regression else "accuracy")
+
+
+def for_prediction(config: ml_collections.ConfigDict, model: AlbertConfig, tokenizer_path: Path):
+    """The task of a finished run, and a reader of tables with the training columns (the label
+    column may be missing)."""
+    data = config.data
+    regression = data.task_type == "regression"
+    labels = None if regression else model.id2label and tuple(model.id2label.values())
+
+    def read(path):
+        return LocalTextReader(test_file=path, text_column=data.text_column,
+                               text_pair_column=data.text_pair_column or None, label_column=data.label_column,
+                               task_type=data.task_type, labels=labels).read("test")
+
+    return TextClassificationTask.for_prediction(config, model, labels, tokenizer_path), read

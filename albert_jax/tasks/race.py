@@ -1,7 +1,7 @@
 """RACE: reading comprehension as multiple choice (`AlbertForMultipleChoice`).
 
     albert-jax finetune --config configs/finetune/race.py --workdir runs/race \\
-        --config.init_from=path/to/albert-base-v2 --config.data.data_dir=path/to/RACE
+        --config.init_from=path/to/albert-base-v2 --config.data_dir=path/to/RACE
 
 Inputs as the original `race_utils.py` builds them: per option, the question with its blank
 ("_") filled by the option, or the question and the option joined by a space; that text keeps
@@ -12,21 +12,22 @@ its last `max_qa_length` tokens, and the article is cut to fit:
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import jax
 import ml_collections
 import numpy as np
 
 from albert_jax.errors import InputError
-from albert_jax.model import AlbertForMultipleChoice
+from albert_jax.model import AlbertConfig, AlbertForMultipleChoice
 from albert_jax.tasks import finetune
 from albert_jax.tasks import metrics as metrics_lib
 from albert_jax.tasks.examples import ChoiceExample
 from albert_jax.tasks.finetune import EXAMPLE_INDEX, DevSet, Encoded, FinetuneTask
 from albert_jax.tasks.losses import multiple_choice_sums
 from albert_jax.tasks.readers import RaceFilesReader, RaceTfdsReader
+from albert_jax.tasks.readers.race import read_articles
 from albert_jax.train.task import Batch, FieldSpec, Sums
 
 OPTIONS = ("A", "B", "C", "D")
@@ -40,7 +41,7 @@ def race_config() -> ml_collections.ConfigDict:
     config.task = "race"
     finetune.paper_recipe(config, learning_rate=1e-5, batch_size=32, train_steps=12000,
                           warmup_steps=1000, albert_dropout=0.0)
-    config.data.data_dir = ""  # the RACE download: RACE/{train,dev,test}/{high,middle}/*.txt
+    config.data_dir = ""  # the RACE download: RACE/{train,dev,test}/{high,middle}/*.txt
     config.data.tfds_data_dir = ""  # without data_dir: tfds race/<level> from here (or tfds' default)
     config.data.level = "all"  # high, middle or all
     config.data.max_qa_length = 128
@@ -75,18 +76,20 @@ class MultipleChoiceTask(FinetuneTask):
         predicted = finetune.real_rows(outputs)["logits"].argmax(-1)
         return {"loss": self.eval_loss(sums), **self.score_dev_sets(lambda e: e.label, predicted)}
 
-    def write_predictions(self, outputs: dict[str, np.ndarray], workdir: str) -> None:
-        """WORKDIR/dev_predictions.jsonl: per question its id, the chosen option's letter and
-        index, the probability of each option, and the gold index."""
-        logits = finetune.real_rows(outputs)["logits"]
+    def prediction_records(self, examples: Sequence[ChoiceExample], rows: dict[str, np.ndarray]) -> list[dict]:
+        """Per question its id, the chosen option's letter and index, and each option's
+        probability."""
         records = []
-        for (example, _), scores in zip(self.dev_examples(), logits):
+        for example, scores in zip(examples, rows["logits"]):
             probabilities = np.exp(scores - scores.max())
             probabilities /= probabilities.sum()
             choice = int(scores.argmax())
             records.append({"guid": example.guid, "answer": OPTIONS[choice], "label": choice,
-                            "probabilities": [float(p) for p in probabilities], "gold": example.label})
-        finetune.write_jsonl(os.path.join(workdir, "dev_predictions.jsonl"), records)
+                            "probabilities": [float(p) for p in probabilities]})
+        return records
+
+    def gold(self, example: ChoiceExample) -> int | None:
+        return example.label
 
     def encode(self, tokenizer, examples: Sequence[ChoiceExample]) -> Encoded:
         cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
@@ -120,8 +123,8 @@ def _accuracy(labels, predictions) -> dict[str, float]:
 
 def make_task(config: ml_collections.ConfigDict) -> MultipleChoiceTask:
     data = config.data
-    if data.data_dir:
-        reader = RaceFilesReader(data.data_dir, level=data.level)
+    if config.data_dir:
+        reader = RaceFilesReader(config.data_dir, level=data.level)
     else:
         reader = RaceTfdsReader(level=data.level, data_dir=data.tfds_data_dir or None)
     if data.max_qa_length < 1:
@@ -129,4 +132,12 @@ def make_task(config: ml_collections.ConfigDict) -> MultipleChoiceTask:
     return MultipleChoiceTask.create(
         config, name=f"race/{data.level}", labels=OPTIONS, train=reader.read("train"),
         dev=[DevSet(tuple(reader.read("dev")))], metrics_fn=_accuracy, best_metric="accuracy",
-        default_length=512, max_qa_length=data.max_qa_length)
+        max_qa_length=data.max_qa_length)
+
+
+def for_prediction(config: ml_collections.ConfigDict, model: AlbertConfig, tokenizer_path: Path):
+    """The task of a finished RACE run, and a reader of RACE article files (one JSON object per
+    article, or per line)."""
+    task = MultipleChoiceTask.for_prediction(config, model, OPTIONS, tokenizer_path,
+                                             max_qa_length=config.data.max_qa_length)
+    return task, read_articles

@@ -62,3 +62,23 @@ def make_task(config: ml_collections.ConfigDict) -> Task:
 def resolve(config: ml_collections.ConfigDict) -> config_lib.Run:
     """The config checked and resolved into its typed pieces, with its task."""
     return config_lib.resolve(config, make_task)
+
+
+# Finished runs' tasks for `albert-jax predict`, by `config.task`: the module whose
+# `for_prediction(config, model, tokenizer_path)` gives the task and a reader of input files.
+PREDICTION_MODULES = {
+    "glue": "albert_jax.tasks.glue",
+    "classification": "albert_jax.tasks.local",
+    "race": "albert_jax.tasks.race",
+    "tagging": "albert_jax.tasks.tagging",
+}
+
+
+def prediction_task(config: ml_collections.ConfigDict, model, tokenizer_path):
+    """(task, read) of a finished fine-tuning run, without its training data."""
+    import importlib
+
+    if config.task not in PREDICTION_MODULES:
+        raise InputError(f"runs of task {config.task!r} make no predictions; predict takes runs of "
+                         f"{', '.join(PREDICTION_MODULES)}")
+    return importlib.import_module(PREDICTION_MODULES[config.task]).for_prediction(config, model, tokenizer_path)

@@ -14,8 +14,8 @@ IOB1 and IOB2 alike, or "IOB1"/"IOB2" for its strict mode).
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from albert_jax.errors import InputError
-from albert_jax.model import AlbertForTokenClassification
+from albert_jax.model import AlbertConfig, AlbertForTokenClassification
 from albert_jax.tasks import finetune
 from albert_jax.tasks import metrics as metrics_lib
 from albert_jax.tasks.examples import TaggedExample
@@ -54,6 +54,7 @@ class TokenTaggingTask(FinetuneTask):
     """One tag per word of each `TaggedExample`."""
 
     model_class = AlbertForTokenClassification
+    default_length = 128
 
     def example_spec(self, length: int) -> dict[str, FieldSpec]:
         return {
@@ -79,26 +80,27 @@ class TokenTaggingTask(FinetuneTask):
         sums, outputs = super().eval_outputs(model, batch)
         return sums, {**outputs, "word_starts": batch["word_starts"]}
 
-    def _word_tags(self, outputs: dict[str, np.ndarray]) -> list[list[str]]:
-        rows = finetune.real_rows(outputs)
+    def _word_tags(self, examples: Sequence[TaggedExample], rows: dict[str, np.ndarray]) -> list[list[str]]:
         tagged = []
-        for (example, _), tags, starts in zip(self.dev_examples(), rows["tags"], rows["word_starts"]):
+        for example, tags, starts in zip(examples, rows["tags"], rows["word_starts"]):
             words = [self.labels[t] for t in tags[starts.astype(bool)]]
             tagged.append(words + [OUTSIDE] * (len(example.words) - len(words)))
         return tagged
 
     def evaluate(self, sums: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, float]:
-        predicted = self._word_tags(outputs)
+        examples = [example for example, _ in self.dev_examples()]
+        predicted = self._word_tags(examples, finetune.real_rows(outputs))
         results = {"loss": self.eval_loss(sums),
                    "token_accuracy": float(sums["correct"] / max(float(sums["count"]), 1.0))}
         return {**results, **self.score_dev_sets(lambda e: list(e.tags), predicted)}
 
-    def write_predictions(self, outputs: dict[str, np.ndarray], workdir: str) -> None:
-        """WORKDIR/dev_predictions.jsonl: per sentence its id, words, predicted and gold tags."""
-        records = [{"guid": example.guid, "words": list(example.words), "tags": tags,
-                    "gold": list(example.tags or ())}
-                   for (example, _), tags in zip(self.dev_examples(), self._word_tags(outputs))]
-        finetune.write_jsonl(os.path.join(workdir, "dev_predictions.jsonl"), records)
+    def prediction_records(self, examples: Sequence[TaggedExample], rows: dict[str, np.ndarray]) -> list[dict]:
+        """Per sentence its id, its words and their predicted tags."""
+        return [{"guid": example.guid, "words": list(example.words), "tags": tags}
+                for example, tags in zip(examples, self._word_tags(examples, rows))]
+
+    def gold(self, example: TaggedExample) -> list[str]:
+        return list(example.tags or ())
 
     def encode(self, tokenizer, examples: Sequence[TaggedExample]) -> Encoded:
         fields: dict[str, list[np.ndarray]] = {name: [] for name in
@@ -143,4 +145,11 @@ def make_task(config: ml_collections.ConfigDict) -> TokenTaggingTask:
 
     return TokenTaggingTask.create(
         config, name="tagging", labels=reader.labels, train=reader.read("train"), dev=dev,
-        metrics_fn=entities, best_metric="f1", default_length=128)
+        metrics_fn=entities, best_metric="f1")
+
+
+def for_prediction(config: ml_collections.ConfigDict, model: AlbertConfig, tokenizer_path: Path):
+    """The task of a finished run, and a reader of CoNLL-style files (tags optional)."""
+    labels = tuple(model.id2label.values())
+    task = TokenTaggingTask.for_prediction(config, model, labels, tokenizer_path)
+    return task, lambda path: ConllFilesReader(test_file=path, labels=labels).read("test")

@@ -26,3 +26,11 @@ def to_host(arrays: dict[str, jax.Array]) -> dict[str, np.ndarray]:
     from jax.experimental import multihost_utils
 
     return multihost_utils.process_allgather(arrays, tiled=True)
+
+
+def concatenate(batches: list[np.ndarray]) -> np.ndarray:
+    """Outputs of several batches along the batch axis; per-token outputs of batches padded to
+    different lengths are padded with zeros to the longest."""
+    widest = np.max([b.shape for b in batches], axis=0)
+    return np.concatenate([np.pad(b, [(0, 0)] + [(0, w - n) for w, n in zip(widest[1:], b.shape[1:])])
+                           for b in batches])

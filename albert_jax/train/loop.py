@@ -212,17 +212,9 @@ def _evaluate(program: step_lib.Program, params: Params, data: TaskData, rows: t
         sums, out = program.eval_step(params, batch)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
         outputs.append(data_lib.to_host(out))
-    gathered = {k: _concatenate([o[k] for o in outputs]) for k in outputs[0]}
+    gathered = {k: data_lib.concatenate([o[k] for o in outputs]) for k in outputs[0]}
     metrics = task.evaluate(jax.device_get(totals), gathered)
     return {f"eval_{k}": float(v) for k, v in metrics.items()}, gathered
-
-
-def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
-    """Batches of outputs along the batch axis; outputs per token of batches padded to different
-    length buckets are padded with zeros to the longest."""
-    widest = np.max([a.shape for a in arrays], axis=0)
-    return np.concatenate([np.pad(a, [(0, 0)] + [(0, w - n) for w, n in zip(widest[1:], a.shape[1:])])
-                           for a in arrays])
 
 
 def _write_results(workdir: str, best: checkpoint_lib.BestCheckpoint, final: dict[str, float], step: int,

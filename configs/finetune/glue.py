@@ -2,10 +2,10 @@
 cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli (the GLUE spellings "SST-2", "STS-B" work too).
 
     albert-jax finetune --config configs/finetune/glue.py:sst2 --workdir runs/sst2 \
-        --config.init_from=path/to/albert-base-v2 --config.data.data_dir=path/to/glue_data
+        --config.init_from=path/to/albert-base-v2 --config.data_dir=path/to/glue_data
 
 init_from is a Hugging Face directory, an original TF release, a pretraining workdir or
-save_pretrained output; data.data_dir is the GLUE download (DATA_DIR/SST-2/train.tsv, ...);
+save_pretrained output; data_dir is the GLUE download (the original's flag name) (DATA_DIR/SST-2/train.tsv, ...);
 without it the data comes from tensorflow-datasets glue/<task> (pip install 'albert_jax[tf]').
 The whole dev set is evaluated every 100 steps; eval_results.json reports the best and the final
 checkpoint. The paper's dev numbers for comparison (ALBERT-xxlarge, Table 9): MNLI 90.8,

@@ -66,7 +66,7 @@ def test_a_tiny_model_learns_a_regression_task(tmp_path, pretrained_dir, scores_
 
 def test_a_tiny_model_learns_multiple_choice_in_the_race_layout(tmp_path, pretrained_dir, race_dir):
     assert main(["finetune", "--config", "finetune/race.py", "--workdir", str(tmp_path),
-                 f"--config.init_from={pretrained_dir}", f"--config.data.data_dir={race_dir}",
+                 f"--config.init_from={pretrained_dir}", f"--config.data_dir={race_dir}",
                  "--config.data.max_qa_length=16", *FAST]) == 0
     results = json.loads((tmp_path / "eval_results.json").read_text())
     assert results["best"]["accuracy"] >= 0.7, results  # chance: 0.25
@@ -83,3 +83,33 @@ def test_a_tiny_model_learns_tagging_in_the_conll_format(tmp_path, pretrained_di
     assert results["best"]["f1"] >= 0.8, results
     first = json.loads((tmp_path / "dev_predictions.jsonl").read_text().splitlines()[0])
     assert len(first["tags"]) == len(first["words"]) == len(first["gold"])
+
+
+def test_predict_writes_labels_and_probabilities(sentiment_run, tmp_path):
+    inputs = tmp_path / "inputs.tsv"
+    inputs.write_text("sentence\nthe cat sat on a good mat\nthe dog ran on an awful road\n")
+    assert main(["predict", "--workdir", str(sentiment_run), "--input", str(inputs),
+                 "--output", str(tmp_path / "out.jsonl")]) == 0
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["label"] for r in records] == ["pos", "neg"]
+    assert main(["predict", "--workdir", str(sentiment_run), "--input", str(inputs),
+                 "--output", str(tmp_path / "out.tsv"), "--format", "tsv"]) == 0
+    assert (tmp_path / "out.tsv").read_text().splitlines()[1:] == ["test-0\tpos", "test-1\tneg"]
+
+
+def test_glue_from_the_glue_folder_layout_to_a_submission_file(tmp_path, pretrained_dir, sentiment_files):
+    glue = tmp_path / "glue" / "SST-2"
+    glue.mkdir(parents=True)
+    for name, path in zip(("train", "dev"), sentiment_files):
+        rows = [line.split("\t") for line in path.read_text().splitlines()[1:]]
+        glue.joinpath(f"{name}.tsv").write_text(
+            "sentence\tlabel\n" + "".join(f"{text}\t{int(label == 'pos')}\n" for text, label in rows))
+    glue.joinpath("test.tsv").write_text("index\tsentence\n0\tthe cat sat on a good mat\n1\tthe dog ran on an awful road\n")
+    workdir = tmp_path / "run"
+    assert main(["finetune", "--config", "finetune/glue.py:SST-2", "--workdir", str(workdir),
+                 f"--config.init_from={pretrained_dir}", f"--config.data_dir={tmp_path / 'glue'}", *FAST]) == 0
+    results = json.loads((workdir / "eval_results.json").read_text())
+    assert results["best"]["accuracy"] >= 0.9, results
+    assert main(["predict", "--workdir", str(workdir), "--input", str(glue / "test.tsv"),
+                 "--output", str(tmp_path / "SST-2.tsv"), "--format", "glue"]) == 0
+    assert (tmp_path / "SST-2.tsv").read_text().splitlines() == ["index\tprediction", "0\t1", "1\t0"]

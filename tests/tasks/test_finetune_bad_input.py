@@ -61,7 +61,7 @@ def test_a_malformed_race_file(capsys, tmp_path, pretrained_dir, race_dir):
     bad.write_text(json.dumps({"id": "x", "article": "a", "questions": ["q"], "options": [["a", "b"]],
                                "answers": ["A"]}))
     fails_cleanly(capsys, tmp_path / "run", ["--config", "finetune/race.py",
-                  f"--config.init_from={pretrained_dir}", f"--config.data.data_dir={broken}"], str(bad))
+                  f"--config.init_from={pretrained_dir}", f"--config.data_dir={broken}"], str(bad))
 
 
 def test_a_conll_line_with_the_wrong_number_of_fields(capsys, tmp_path, pretrained_dir, conll_files):

@@ -57,6 +57,12 @@ class GlueTsvReader(ExampleReader[TextExample]):
                 f"GLUE {task.name}: no file {str(path)!r} (the GLUE layout is "
                 f"DATA_DIR/{task.folder}/{file_name})"
             )
+        return self.read_file(path, split)
+
+    def read_file(self, path: PathLike, split: str = "test") -> list[TextExample]:
+        """One file in the layout of the task's `split` (test: unlabelled, guid "test-<index>")."""
+        task = self.task
+        path = epath.Path(path)
         labelled = not split.startswith("test")
         columns = task.train_dev_columns if labelled else task.test_columns
         rows = delimited_rows(path, delimiter="\t", quoting=csv.QUOTE_NONE)

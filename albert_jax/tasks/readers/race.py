@@ -62,16 +62,7 @@ class RaceFilesReader(ExampleReader[ChoiceExample]):
             if not paths:
                 raise InputError(f"RACE: no .txt files in {str(folder)!r}")
             for path in paths:
-                for line, record in json_lines(path):
-                    where = f"{path}:{line}"
-                    examples.extend(_article_examples(record, where))
-                    article_id = record["id"]
-                    if article_id in seen:
-                        raise InputError(
-                            f"{where}: article id {article_id!r} was read before, at {seen[article_id]} "
-                            "(an all.txt beside the article files?)"
-                        )
-                    seen[article_id] = where
+                examples.extend(read_articles(path, seen))
         return examples
 
 
@@ -104,6 +95,24 @@ class RaceTfdsReader(ExampleReader[ChoiceExample]):
             for record, where in sorted(records, key=lambda pair: pair[0]["id"]):
                 examples.extend(_article_examples(record, where))
         return examples
+
+
+def read_articles(path: PathLike, seen: dict[str, str] | None = None) -> list[ChoiceExample]:
+    """The questions of every article in one file (one JSON object per line, or the whole file
+    one object). `seen` (article id -> where it was read) catches an article read twice."""
+    seen = {} if seen is None else seen
+    examples = []
+    for line, record in json_lines(path):
+        where = f"{path}:{line}"
+        examples.extend(_article_examples(record, where))
+        article_id = record["id"]
+        if article_id in seen:
+            raise InputError(
+                f"{where}: article id {article_id!r} was read before, at {seen[article_id]} "
+                "(an all.txt beside the article files?)"
+            )
+        seen[article_id] = where
+    return examples
 
 
 def _article_examples(record: Any, where: str) -> list[ChoiceExample]:
