@@ -246,13 +246,39 @@ def test_rules_skip_mesh_axes_that_do_not_divide_or_are_taken():
         logical_to_mesh(("mlp",), rules)
 
 
-def test_model_runs_unchanged_under_a_mesh_with_rules():
-    model = AlbertForPreTraining(SHARED, rngs=nnx.Rngs(0))
-    model.eval()
-    ids = _ids()
-    expected = model(ids).prediction_logits
-    mesh = jax.make_mesh((1, 1), ("data", "tensor"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
-    rules = [(name, None) for name in LOGICAL_AXES] + [("batch", "data"), ("act_heads", "tensor")]
-    with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
-        got = nnx.jit(lambda m, x: m(x).prediction_logits)(model, ids)
-    np.testing.assert_allclose(got, expected, atol=1e-6)
+def test_model_runs_unchanged_under_a_mesh_with_rules(tmp_path):
+    """On a 2x2 mesh of simulated devices (a subprocess: the device count is fixed when JAX
+    starts), the activation constraints place the MLM logits as the rules say, and the output
+    equals the unsharded model's."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "mesh_check.py"
+    script.write_text(_MESH_CHECK)
+    env = {**__import__("os").environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "('data', None, 'tensor') ok"
+
+
+_MESH_CHECK = """
+import jax, numpy as np
+from flax import nnx
+from albert_jax import AlbertConfig, AlbertForPreTraining
+from albert_jax.model.sharding import LOGICAL_AXES
+
+config = AlbertConfig.preset("tiny", num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2)
+model = AlbertForPreTraining(config, rngs=nnx.Rngs(0))
+model.eval()
+ids = np.random.default_rng(0).integers(5, config.vocab_size, (4, 8)).astype(np.int32)
+expected = model(ids).prediction_logits
+mesh = jax.make_mesh((2, 2), ("data", "tensor"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
+rules = [("batch", "data"), ("act_heads", "tensor"), ("act_vocab", "tensor")]
+rules += [(name, None) for name in LOGICAL_AXES if name not in dict(rules)]
+with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
+    got = nnx.jit(lambda m, x: m(x).prediction_logits)(model, ids)
+np.testing.assert_allclose(got, expected, atol=1e-5)
+print(tuple(got.sharding.spec), "ok")
+"""

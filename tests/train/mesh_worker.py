@@ -54,6 +54,11 @@ def main(root: Path) -> None:
     results = {}
     for mesh in [(1, 1, 1), (8, 1, 1), (1, 8, 1), (1, 4, 2), (2, 2, 2)]:
         results["x".join(map(str, mesh))] = run(root / "x".join(map(str, mesh)), mesh, 10)
+    # Dropout draws the same masks on every mesh (the keys split the same way whatever the
+    # sharding), so runs with dropout agree too.
+    dropout = ("--config.model.hidden_dropout_prob=0.1", "--config.model.attention_probs_dropout_prob=0.1")
+    results["1x1x1_dropout"] = run(root / "1x1x1_dropout", (1, 1, 1), 10, *dropout)
+    results["2x2x2_dropout"] = run(root / "2x2x2_dropout", (2, 2, 2), 10, *dropout)
     # Microbatches split the batch over the data-parallel devices too.
     results["2x2x2_accum2"] = run(root / "2x2x2_accum2", (2, 2, 2), 10, "--config.grad_accum_steps=2")
     # The 8-device run as if interrupted after its step-5 checkpoint continues on 2 devices.

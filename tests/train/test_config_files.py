@@ -54,7 +54,8 @@ def test_a_missing_config_names_what_was_tried_and_the_shipped_configs(elsewhere
         config_lib.load_config("pretrain/bas.py:v2")
     message = str(error.value)
     assert f"config file 'pretrain/bas.py' does not exist: not at {elsewhere / 'pretrain' / 'bas.py'}" in message
-    assert "shipped with albert_jax: pretrain/base.py, pretrain/large.py, pretrain/tiny.py" in message
+    assert "shipped with albert_jax: finetune/classification.py, " in message
+    assert "pretrain/base.py, pretrain/large.py, pretrain/tiny.py" in message
 
 
 @pytest.mark.parametrize("name", ["configs/pretrain", "pretrain", "mine"])

@@ -56,3 +56,10 @@ def test_checkpoint_continues_on_a_mesh_with_another_device_count(results):
     for step in map(str, range(6, 11)):
         assert losses[step] == pytest.approx(reference[step], rel=RTOL), f"step {step}"
     assert results["a_to_b"]["shards"]["ffn"] == [1, 32, 32]  # 2x2x2 split it [1, 16, 32]
+
+
+def test_dropout_masks_do_not_depend_on_the_mesh(results):
+    reference, losses = results["1x1x1_dropout"]["losses"], results["2x2x2_dropout"]["losses"]
+    assert reference != results["1x1x1"]["losses"], "dropout should change the losses"
+    for step, loss in reference.items():
+        assert loss == pytest.approx(losses[step], rel=RTOL), f"step {step}"
