@@ -8,9 +8,9 @@ init_from is a Hugging Face directory, an original TF release, a pretraining wor
 save_pretrained output; data_dir is the GLUE download (the original's flag name) (DATA_DIR/SST-2/train.tsv, ...);
 without it the data comes from tensorflow-datasets glue/<task> (pip install 'albert_jax[tf]').
 The whole dev set is evaluated every 100 steps; eval_results.json reports the best and the final
-checkpoint. The paper's dev numbers for comparison (ALBERT-xxlarge, Table 9): MNLI 90.8,
-QNLI 95.3, QQP 92.2, RTE 89.2, SST-2 96.9, MRPC 90.9, CoLA 71.4, STS-B 93.0; the v2 release
-README: SST-2 92.9 (base), 94.9 (large), 95.4 (xlarge), 96.8 (xxlarge).
+checkpoint. Expect, from the v2 release's README (dev, best evaluated checkpoint of one run):
+SST-2 92.9 / 94.9 / 95.4 / 96.8 and MNLI 84.6 / 86.5 / 87.9 / 90.6 for base / large / xlarge /
+xxlarge.
 """
 
 from albert_jax.tasks.glue import glue_config
