@@ -1,10 +1,19 @@
-"""The `albert-jax` command. Each package registers its own subcommands here."""
+"""The `albert-jax` command. Each package registers its own subcommands here.
+
+Besides a command's own exit status, `main` gives: bad input (`InputError`) as one line and
+status 2; Ctrl-C as one line and status 130; a reader that stops early (`albert-jax data
+inspect --json | head -1`) silence and status 141, as for a process killed by SIGPIPE. Any
+other exception is a bug, and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import os
+import select
+import signal
 import sys
 
 from albert_jax.errors import InputError
@@ -15,6 +24,15 @@ _COMMAND_MODULES = (
     "albert_jax.train.cli",
     "albert_jax.tasks.cli",
 )
+
+# What Ctrl-C prints unless the command sets `on_interrupt` (parser.set_defaults) to say more,
+# e.g. that rerunning it resumes. A command that handles SIGINT itself never lets the
+# KeyboardInterrupt reach `main`, so this is only the fallback.
+_INTERRUPTED = "interrupted"
+
+# Shells report a process killed by signal N as 128 + N; these exits mimic those deaths.
+_EXIT_INTERRUPTED = 128 + signal.SIGINT
+_EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,16 +47,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    # Commands that take `--config.key=value` overrides receive the leftovers; others reject them.
-    if unknown and not getattr(args, "accepts_overrides", False):
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    prog = "albert-jax"
+    args: argparse.Namespace | None = None
+    # Importing the command modules takes seconds: Ctrl-C may come before any command runs.
     try:
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        prog = f"albert-jax {args.command}"
+        # Commands that take `--config.key=value` overrides receive the leftovers; others
+        # reject them.
+        if unknown and not getattr(args, "accepts_overrides", False):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         return int(args.run(args, unknown) or 0)
     except InputError as error:
-        print(f"albert-jax {args.command}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: {getattr(args, 'on_interrupt', _INTERRUPTED)}", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Only a closed stdout means "the reader has seen enough"; any other pipe is a failure.
+        if not _stdout_is_closed():
+            raise
+        return _EXIT_BROKEN_PIPE
+
+
+def _stdout_is_closed() -> bool:
+    """Whether stdout's reader has gone; if so, points stdout at /dev/null so that the flush
+    at exit does not fail again ("Exception ignored ... BrokenPipeError")."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        # A pipe whose reader has gone polls as an error; a socket's as a hang-up.
+        closed = any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+        if closed:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+        return closed
+    except (AttributeError, OSError, ValueError):  # a stdout without a file descriptor
+        return False
 
 
 if __name__ == "__main__":

@@ -105,7 +105,9 @@ def _register_data(subparsers: Any) -> None:
     prepare.add_argument(
         "--num-workers", type=int, metavar="N", help="tokenizer processes (default: one per core)"
     )
-    prepare.set_defaults(run=_prepare)
+    prepare.set_defaults(
+        run=_prepare, on_interrupt="interrupted; rerun the same command to resume"
+    )
 
     inspect = commands.add_parser(
         "inspect",
@@ -130,9 +132,10 @@ def _train_tokenizer(args: argparse.Namespace, overrides: list[str]) -> int:
     from albert_jax.data.corpus import BuiltinCorpus, TextFiles, sentences
     from albert_jax.data.tokenizer import Tokenizer
 
-    corpus = BuiltinCorpus() if args.builtin else TextFiles(args.input)
+    # Files go in as paths, so that a message can name the one at fault.
+    inputs = sentences(BuiltinCorpus()) if args.builtin else TextFiles(args.input).files
     tokenizer = Tokenizer.train(
-        sentences(corpus),
+        inputs,
         args.vocab_size,
         output_prefix=args.output,
         input_sentence_size=args.input_sentence_size,

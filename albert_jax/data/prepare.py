@@ -14,10 +14,16 @@ written in corpus order as results arrive, and memory stays flat whatever the co
 `tfds.builder_from_directory(DIR)` reads the result like any prepared tfds dataset, and so does
 `documents.load_documents`, without TensorFlow.
 
-Interruptions: the run builds `DIR.partial` and renames it to `DIR` when complete. Whenever a
-shard fills, all open shards are closed and `progress.json` records how many source documents
-are done; a rerun with the same source, tokenizer and settings resumes from there and
+Interruptions: the run builds `DIR.partial` and renames it to `DIR` when complete. Its first
+act is to write `progress.json` there, which marks the folder as a run's own: a `DIR.partial`
+without it (another program's, or a typo away from one) is refused, never resumed or removed.
+Whenever a shard fills, all open shards are closed and `progress.json` records how many source
+documents are done; a rerun with the same source, tokenizer and settings resumes from there and
 overwrites nothing that was finished, so no document is stored twice.
+
+Bad input (a corpus without text, a file that turns out corrupt halfway) raises InputError and
+removes `DIR.partial` unless it holds documents from an earlier, interrupted run: fixing the
+input changes the corpus identity, so what this run wrote could never be resumed anyway.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +69,8 @@ _FILENAME_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
 # One record per chunk, as tfds writes ArrayRecord: any record is read without its neighbours.
 _ARRAY_RECORD_OPTIONS = "group_size:1"
 _PROGRESS_FILE = "progress.json"
+# In the progress file: whose it is. Only a folder whose progress file says so is ours to touch.
+_WRITTEN_BY = "albert-jax data prepare"
 # The ArrayRecord writer keeps ~50 bytes of index per record until its shard closes; this caps
 # that at ~10 MB when documents are tiny.
 _MAX_SHARD_RECORDS = 200_000
@@ -94,6 +103,7 @@ def prepare(
       source: the corpus.
       tokenizer: its fingerprint and vocabulary size are stored with the data.
       output_dir: must not exist, unless it holds this very preparation (then nothing is done).
+        Nor may `output_dir.partial`, unless an interrupted run of `prepare` left it.
       eval_fraction: expected share of documents in the held-out split.
       num_workers: tokenizer processes; `None` means one per core, 0 tokenizes in this process.
         Workers are spawned, so a calling script needs the `if __name__ == "__main__":` guard.
@@ -101,9 +111,15 @@ def prepare(
       chunk_chars: text handed to a worker at a time; the memory held in flight is about
         `2 * num_workers * chunk_chars` several times over.
       progress: show a progress bar on stderr.
+
+    Raises:
+      InputError: bad settings, an output that is not ours to write, or a corpus that is
+        unreadable or holds no text.
     """
     if not 0.0 <= eval_fraction < 1.0:
         raise InputError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    if num_workers is not None and num_workers < 0:
+        raise InputError(f"num_workers must be 0 or more, got {num_workers}")
     output_dir = Path(output_dir)
     settings = {
         "format_version": FORMAT_VERSION,
@@ -121,25 +137,31 @@ def prepare(
     writers = {split: _SplitWriter(partial, split, state.shards[split]) for split in SPLITS}
     # Resuming: the source yields the same documents again; skip those already stored.
     documents = itertools.islice(iter(source), state.done.source_documents, None)
-    with (
-        _ChunkRunner(num_workers, tokenizer, eval_fraction) as run,
-        tqdm(
-            desc=f"prepare {output_dir.name}",
-            unit=" docs",
-            initial=state.done.source_documents,
-            disable=not progress,
-        ) as bar,
-    ):
-        for result in run(_chunks(documents, chunk_chars)):
-            for split, records in result.records.items():
-                for record in records:
-                    writers[split].write(record)
-            state.add(result.counts)
-            bar.update(result.counts.source_documents)
-            train = writers[TRAIN_SPLIT]
-            if train.pending_bytes >= shard_bytes or train.pending_records >= _MAX_SHARD_RECORDS:
-                state.checkpoint(writers)
-    state.checkpoint(writers)
+    try:
+        with (
+            _ChunkRunner(num_workers, tokenizer, eval_fraction) as run,
+            tqdm(
+                desc=f"prepare {output_dir.name}",
+                unit=" docs",
+                initial=state.done.source_documents,
+                disable=not progress,
+            ) as bar,
+        ):
+            for result in run(_chunks(documents, chunk_chars)):
+                for split, records in result.records.items():
+                    for record in records:
+                        writers[split].write(record)
+                state.add(result.counts)
+                bar.update(result.counts.source_documents)
+                train = writers[TRAIN_SPLIT]
+                if train.pending_bytes >= shard_bytes or train.pending_records >= _MAX_SHARD_RECORDS:
+                    state.checkpoint(writers)
+        state.checkpoint(writers)
+        _refuse_if_empty(source, state.done)
+    except InputError:
+        if not state.inherited_documents:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     _finish(partial, output_dir, state, tokenizer, settings)
     if state.done.documents[EVAL_SPLIT] == 0:
         log.warning("the held-out split is empty: the corpus is too small for eval_fraction")
@@ -178,6 +200,13 @@ _worker: dict[str, Any] = {}
 
 def _init_worker(tokenizer: Tokenizer, eval_fraction: float) -> None:
     _worker.update(tokenizer=tokenizer, eval_fraction=eval_fraction, features=document_features())
+
+
+def _init_pool_worker(tokenizer: Tokenizer, eval_fraction: float) -> None:
+    # Ctrl-C reaches the whole process group. The parent stops the run and shuts the pool
+    # down; a worker that took the KeyboardInterrupt too would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(tokenizer, eval_fraction)
 
 
 def _tokenize_chunk(documents: list[Document]) -> _ChunkResult:
@@ -238,7 +267,7 @@ class _ChunkRunner:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 self._num_workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
+                initializer=_init_pool_worker,
                 initargs=self._initargs,
             )
         return self._run
@@ -310,26 +339,33 @@ class _Progress:
         self.settings = settings
         self.shards: dict[str, list[dict[str, int]]] = saved.get("shards", {s: [] for s in SPLITS})
         self.done = _Counts(**saved["counts"]) if saved else _Counts()
+        # Documents that earlier runs stored: not this run's to throw away.
+        self.inherited_documents = sum(self.done.documents.values())
         # Counted since the last checkpoint: durable only with the shards they went to.
         self._pending = _Counts()
 
     @classmethod
     def resume_or_start(cls, directory: Path, settings: dict[str, Any]) -> _Progress:
-        saved: dict[str, Any] = {}
-        progress_file = directory / _PROGRESS_FILE
-        if progress_file.is_file():
-            saved = json.loads(progress_file.read_text())
-            if saved.get("settings") == _jsonable(settings):
-                log.info(
-                    "resuming %s after %d documents", directory, saved["counts"]["source_documents"]
-                )
-            else:
+        """Resumes the run in `directory` if it has these settings; else starts afresh there.
+
+        Raises InputError if `directory` is not a run's own, or cannot be created.
+        """
+        saved = _own_progress(directory)
+        if saved.get("settings") == _jsonable(settings):
+            log.info(
+                "resuming %s after %d documents", directory, saved["counts"]["source_documents"]
+            )
+        else:
+            if saved:
                 log.warning("%s is from a run with other settings; starting over", directory)
-                saved = {}
-        if not saved and directory.exists():
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = cls(directory, settings, saved)
+                shutil.rmtree(directory)
+            saved = {}
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            state = cls(directory, settings, saved)
+            state._save()  # marks the folder as ours before anything else goes in
+        except OSError as error:
+            raise InputError(f"cannot write {str(directory)!r}: {error.strerror}") from error
         # Anything not recorded as finished belongs to an interrupted shard or finish.
         finished = {_PROGRESS_FILE} | {
             _shard_name(split, i) for split in SPLITS for i in range(len(state.shards[split]))
@@ -348,14 +384,49 @@ class _Progress:
             writer.close_shard()
         self.done.add(self._pending)
         self._pending = _Counts()
+        self._save()
+
+    def _save(self) -> None:
         _write_json_atomically(
             self.directory / _PROGRESS_FILE,
             {
+                "written_by": _WRITTEN_BY,
                 "settings": self.settings,
                 "shards": self.shards,
                 "counts": dataclasses.asdict(self.done),
             },
         )
+
+
+def _own_progress(directory: Path) -> dict[str, Any]:
+    """The saved progress in `directory`; {} if there is none yet (no folder, or an empty one).
+
+    Raises InputError if `directory` holds anything else: it is not ours to resume or remove.
+    """
+    try:
+        if not os.path.lexists(directory) or (directory.is_dir() and not any(directory.iterdir())):
+            return {}
+        saved = json.loads((directory / _PROGRESS_FILE).read_bytes())
+    except (OSError, ValueError):
+        saved = None
+    if not (isinstance(saved, dict) and saved.get("written_by") == _WRITTEN_BY):
+        raise InputError(
+            f"{str(directory)!r} exists and was not left by an interrupted "
+            "`albert-jax data prepare`; remove it or choose another output directory"
+        )
+    return saved
+
+
+def _refuse_if_empty(source: Corpus, counts: _Counts) -> None:
+    """Raises InputError if `source` gave no document with tokens: nothing to train on."""
+    if sum(counts.documents.values()):
+        return
+    if not counts.source_documents:
+        raise InputError(f"{source.description} holds no documents (no line of text)")
+    raise InputError(
+        f"{source.description} holds no text: its {counts.source_documents} document(s) "
+        "all tokenize to nothing"
+    )
 
 
 def _finish(

@@ -24,6 +24,7 @@ lowercasing), so each normalised character can be traced to the original charact
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import tempfile
@@ -141,20 +142,28 @@ class Tokenizer:
         `inputs` holds texts (each line a sentence) and/or paths (`os.PathLike`, not `str`) of
         files in the BERT format. Sentences are preprocessed as for encoding before training.
         At most `input_sentence_size` sentences, sampled at random, are used, as in the
-        original. Refuses to overwrite existing output files.
+        original. Refuses to overwrite existing output files, and input without a sentence.
         """
         prefix = Path(output_prefix)
         outputs = [prefix.with_name(prefix.name + suffix) for suffix in (".model", ".vocab")]
         for output in outputs:
             if output.exists():
                 raise InputError(f"{str(output)!r} exists; remove it or choose another prefix")
-        prefix.parent.mkdir(parents=True, exist_ok=True)
+        text = _TrainingText(inputs)
+        sentences = iter(text)
+        first = next(sentences, None)  # before any output exists; may raise InputError itself
+        if first is None:
+            raise InputError(f"no sentences found in {text.description}")
+        try:
+            prefix.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(f"cannot write {str(prefix.parent)!r}: {error.strerror}") from error
         # Train under a temporary name, then rename: an interrupted run leaves no half model.
         with tempfile.TemporaryDirectory(dir=prefix.parent, prefix=".tokenizer-") as scratch:
             scratch_prefix = Path(scratch, "model")
             try:
                 spm.SentencePieceTrainer.Train(
-                    sentence_iterator=_training_sentences(inputs),
+                    sentence_iterator=itertools.chain([first], sentences),
                     model_prefix=str(scratch_prefix),
                     vocab_size=vocab_size,
                     input_sentence_size=input_sentence_size,
@@ -163,8 +172,10 @@ class Tokenizer:
                     **_TRAINER_FLAGS,
                 )
             except RuntimeError as error:  # e.g. a vocabulary larger than the text allows
+                if text.error is not None:  # raised while reading, e.g. a corrupt .gz, Ctrl-C
+                    raise text.error from None
                 # Drop SentencePiece's "INTERNAL: src/file.cc(744) [condition] " prefix.
-                reason = str(error).rsplit("] ", 1)[-1]
+                reason = str(error).rsplit("] ", 1)[-1].strip() or str(error).strip()
                 raise InputError(f"tokenizer training failed: {reason}") from error
             for suffix, output in zip((".model", ".vocab"), outputs, strict=True):
                 os.replace(scratch_prefix.with_suffix(suffix), output)
@@ -384,10 +395,43 @@ def _ends_in_digit_comma(piece: str) -> bool:
     return len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit()
 
 
-def _training_sentences(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
-    for item in inputs:
-        lines = sentences(TextFiles([item])) if isinstance(item, os.PathLike) else item.splitlines()
-        for line in lines:
-            normalized = Tokenizer.normalize(line)
-            if normalized:
-                yield normalized
+class _TrainingText:
+    """The normalized, non-empty sentences of `Tokenizer.train`'s inputs, as they stream by.
+
+    SentencePiece's trainer turns any exception raised while it iterates into a RuntimeError
+    of its own, traceback in the message; `error` keeps the original, to be raised instead.
+    """
+
+    def __init__(self, inputs: Iterable[str | os.PathLike[str]]) -> None:
+        self._inputs = inputs
+        self._files: list[str] = []
+        self._texts = 0
+        self.error: BaseException | None = None
+
+    @property
+    def description(self) -> str:
+        """The inputs read so far, for messages."""
+        names = [repr(name) for name in self._files[:1]]
+        others = len(self._files) - len(names) + self._texts
+        if names:
+            return names[0] + (f" and {others} other input(s)" if others else "")
+        return "the given text"
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            for item in self._inputs:
+                if isinstance(item, os.PathLike):
+                    self._files.append(os.fspath(item))
+                    lines: Iterable[str] = sentences(TextFiles([item]))
+                else:
+                    self._texts += 1
+                    lines = item.splitlines()
+                for line in lines:
+                    normalized = Tokenizer.normalize(line)
+                    if normalized:
+                        yield normalized
+        except GeneratorExit:  # closed by its consumer: no error
+            raise
+        except BaseException as error:
+            self.error = error
+            raise

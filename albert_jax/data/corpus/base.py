@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -23,6 +24,11 @@ class Corpus(abc.ABC):
 
         Stored with prepared datasets, and compared to decide whether a partial run can resume.
         """
+
+    @property
+    def description(self) -> str:
+        """Names the source in messages, e.g. "'wiki.txt'"; sources say it better than this."""
+        return json.dumps(self.identity)
 
 
 def sentences(documents: Iterable[Document]) -> Iterator[str]:

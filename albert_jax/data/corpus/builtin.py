@@ -57,6 +57,10 @@ class BuiltinCorpus(Corpus):
     def identity(self) -> dict[str, Any]:
         return {"source": "builtin", "python": sys.version}
 
+    @property
+    def description(self) -> str:
+        return "the built-in corpus"
+
     def __iter__(self) -> Iterator[Document]:
         for path in _stdlib_sources():
             yield from _source_documents(path)

@@ -75,6 +75,10 @@ class TfdsText(Corpus):
             "num_examples": self._builder.info.splits[self.split].num_examples,
         }
 
+    @property
+    def description(self) -> str:
+        return f"tfds dataset {self.name!r} (split {self.split!r}, feature {self.feature!r})"
+
     def __iter__(self) -> Iterator[Document]:
         for value in self._values():
             if self._presplit:
