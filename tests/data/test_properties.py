@@ -20,7 +20,7 @@ from albert_jax.data import pretraining as pt
 from albert_jax.data.corpus import TextFiles, text_files
 from albert_jax.data.corpus.builtin import prose_sentences
 from albert_jax.data.corpus.splitter import split_sentences
-from albert_jax.data.tokenizer import SPECIAL_PIECES, Tokenizer
+from albert_jax.data.tokenizer import SPECIAL_PIECES
 from albert_jax.errors import InputError
 
 # The session-scoped tokenizer is shared by every example; hypothesis need not worry about it.
