@@ -24,6 +24,7 @@ import ml_dtypes
 import numpy as np
 from flax import nnx
 
+from albert_jax import workdir as workdir_layout
 from albert_jax.errors import InputError
 from albert_jax.model.config import AlbertConfig
 
@@ -33,7 +34,7 @@ HF_CONFIG = "config.json"
 ORIGINAL_CONFIG = "albert_config.json"
 SAFETENSORS = "model.safetensors"
 TORCH_BIN = "pytorch_model.bin"
-NATIVE_PARAMS = "params"
+NATIVE_PARAMS = workdir_layout.PARAMS
 
 # Our leaf names and Hugging Face's: kernels are [in..., out...] here and [out, in] there.
 _LEAF_TO_HF = {"kernel": "weight", "embedding": "weight", "scale": "weight", "bias": "bias"}
@@ -269,7 +270,7 @@ def _read_weights(path: str) -> tuple[str, AlbertConfig, dict[str, np.ndarray] |
     raise InputError(
         f"{path}: not a checkpoint albert_jax can read; expected {HF_CONFIG} with {SAFETENSORS} or "
         f"{TORCH_BIN} (Hugging Face), {ORIGINAL_CONFIG} with model.ckpt-* (original TF), or "
-        f"{HF_CONFIG} with {NATIVE_PARAMS}/ or checkpoints/ (albert_jax)")
+        f"{HF_CONFIG} with {NATIVE_PARAMS}/ or {workdir_layout.CHECKPOINTS}/ (albert_jax)")
 
 
 def _read_safetensors(file: str) -> dict[str, np.ndarray]:
@@ -354,14 +355,12 @@ class PretrainedMixin:
 
 
 def _native_params_dir(path: str) -> str | None:
-    """Our parameters in `path`: `params/` (save_pretrained), or the newest
-    `checkpoints/<step>/params` of a pretraining workdir."""
+    """Our parameters in `path`: `params/` (save_pretrained), or those of the newest checkpoint
+    of a training workdir (its layout: `albert_jax.workdir`)."""
     if os.path.isdir(os.path.join(path, NATIVE_PARAMS)):
         return os.path.join(path, NATIVE_PARAMS)
-    checkpoints = os.path.join(path, "checkpoints")
-    steps = [int(s) for s in os.listdir(checkpoints) if s.isdigit()] if os.path.isdir(checkpoints) else []
-    for step in sorted(steps, reverse=True):
-        candidate = os.path.join(checkpoints, str(step), NATIVE_PARAMS)
+    for step in reversed(workdir_layout.checkpoint_steps_on_disk(path)):
+        candidate = workdir_layout.checkpoint_params(path, step)
         if os.path.isdir(candidate):
             return candidate
     return None

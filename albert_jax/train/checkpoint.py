@@ -69,9 +69,9 @@ class Checkpoints:
                 train_state=ocp.args.StandardRestore(
                     {"step": abstract_state.step, "opt_state": abstract_state.opt_state}),
                 data=grain.checkpoint.CheckpointRestore(data_iterator)))
-        except (ValueError, KeyError, TypeError) as error:
+        except ValueError as error:  # orbax's word for arrays whose shapes or tree differ
             raise InputError(f"checkpoint {self.directory}/{step} does not fit this config's "
-                             f"model or optimizer ({str(error).splitlines()[0]})") from None
+                             f"model or optimizer ({str(error).strip().splitlines()[0]})") from error
         train_state = restored["train_state"]
         return TrainState(train_state["step"], restored["params"], train_state["opt_state"])
 

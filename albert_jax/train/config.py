@@ -134,8 +134,17 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def paper_config(size: str, version: str) -> ml_collections.ConfigDict:
-    """The paper's recipe (the defaults above) for an ALBERT size, in bfloat16 compute with
-    float32 parameters and optimizer state; what configs/pretrain/<size>.py returns."""
+    """The paper's recipe for an ALBERT size, what configs/pretrain/<size>.py returns.
+
+    Lan et al. 2019, section 4.1 (the defaults above): global batch 4096, sequence length 512
+    (10% of sequences shorter), LAMB at 0.00176 with 3125 warmup steps then linear decay, 125k
+    steps, up to 20 masked predictions per sequence with n-gram masking (n <= 3), SOP. v1:
+    encoder dropout 0.1 (xxlarge: none); v2: none; never on the SOP classifier. bfloat16
+    compute with float32 parameters and optimizer state. The released v2 models also trained far
+    longer (10M steps for base, 3M for the others) on more data; this keeps the paper's 125k.
+    On a pod, run the same command on every host (scripts/launch_tpu_pod.sh), with the workdir
+    and data on storage every host sees.
+    """
     if version not in ("v1", "v2"):
         raise InputError(f"{size}.py takes v1 or v2 (e.g. --config configs/pretrain/{size}.py:v2), "
                          f"got {version!r}")

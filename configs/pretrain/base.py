@@ -1,25 +1,13 @@
-"""ALBERT-base pretraining with the paper's recipe; v1 or v2 by the argument.
+"""ALBERT-base (11.7M parameters: 12 applications of one shared layer, H=768),
+pretrained with the paper's recipe (`albert_jax.train.config.paper_config`); the argument
+picks v1 or v2.
 
-11.7M parameters (12 layers sharing one, H=768). Fits pure data parallelism.
-
-Run the same command on every host of a TPU pod slice (scripts/launch_tpu_pod.sh does that):
-
-    albert-jax pretrain --config configs/pretrain/base.py:v2 --workdir /gcs/runs/albert-base-v2 \
+    albert-jax compile --config pretrain/base.py:v2 --topology v5p:4x4x4   # does it fit? (no TPU needed)
+    albert-jax pretrain --config pretrain/base.py:v2 --workdir /gcs/runs/albert-base-v2 \
         --config.data.source=/gcs/data/prepared --config.data.tokenizer=/gcs/data/30k-clean.model
 
-where /gcs is storage every host sees (e.g. a bucket mounted with gcsfuse) and
-/gcs/data/prepared a dataset made by `albert-jax data prepare` with that tokenizer.
-Check that it fits a slice first: `albert-jax compile --config configs/pretrain/base.py:v2
---topology v5p:4x4x4`.
-
-The recipe (Lan et al. 2019, section 4.1): global batch 4096, sequence length 512 (10% of
-sequences shorter), LAMB with learning rate 0.00176, 3125 warmup steps then linear decay, 125k
-steps, up to 20 masked predictions per sequence with n-gram masking (n <= 3), SOP loss.
-v1: dropout 0.1 (xxlarge: none); v2: no dropout. The released v2 models also trained far longer
-(10M steps for base, 3M for the others) on more data; this config keeps the paper's 125k.
-
-Fine-tuned after this recipe, the original v1 ALBERT-base reached on dev sets
-SQuAD1.1 89.3/82.3 (F1/EM), MNLI 81.6, SST-2 90.3, RACE 64.0 (google-research/albert README, v1 table).
+Expect, fine-tuned afterwards (the original v1 release, dev): SQuAD1.1 89.3/82.3 F1/EM,
+MNLI 81.6, SST-2 90.3, RACE 64.0.
 """
 
 from albert_jax.train.config import paper_config

@@ -1,25 +1,13 @@
-"""ALBERT-large pretraining with the paper's recipe; v1 or v2 by the argument.
+"""ALBERT-large (17.7M parameters: 24 applications of one shared layer, H=1024),
+pretrained with the paper's recipe (`albert_jax.train.config.paper_config`); the argument
+picks v1 or v2.
 
-17.7M parameters (24 applications of one shared layer, H=1024).
-
-Run the same command on every host of a TPU pod slice (scripts/launch_tpu_pod.sh does that):
-
-    albert-jax pretrain --config configs/pretrain/large.py:v2 --workdir /gcs/runs/albert-large-v2 \
+    albert-jax compile --config pretrain/large.py:v2 --topology v5p:4x4x4   # does it fit? (no TPU needed)
+    albert-jax pretrain --config pretrain/large.py:v2 --workdir /gcs/runs/albert-large-v2 \
         --config.data.source=/gcs/data/prepared --config.data.tokenizer=/gcs/data/30k-clean.model
 
-where /gcs is storage every host sees (e.g. a bucket mounted with gcsfuse) and
-/gcs/data/prepared a dataset made by `albert-jax data prepare` with that tokenizer.
-Check that it fits a slice first: `albert-jax compile --config configs/pretrain/large.py:v2
---topology v5p:4x4x4`.
-
-The recipe (Lan et al. 2019, section 4.1): global batch 4096, sequence length 512 (10% of
-sequences shorter), LAMB with learning rate 0.00176, 3125 warmup steps then linear decay, 125k
-steps, up to 20 masked predictions per sequence with n-gram masking (n <= 3), SOP loss.
-v1: dropout 0.1 (xxlarge: none); v2: no dropout. The released v2 models also trained far longer
-(10M steps for base, 3M for the others) on more data; this config keeps the paper's 125k.
-
-Fine-tuned after this recipe, the original v1 ALBERT-large reached on dev sets
-SQuAD1.1 90.6/83.9 (F1/EM), MNLI 83.5, SST-2 91.7, RACE 68.5 (google-research/albert README, v1 table).
+Expect, fine-tuned afterwards (the original v1 release, dev): SQuAD1.1 90.6/83.9 F1/EM,
+MNLI 83.5, SST-2 91.7, RACE 68.5.
 """
 
 from albert_jax.train.config import paper_config
