@@ -113,3 +113,20 @@ def test_glue_from_the_glue_folder_layout_to_a_submission_file(tmp_path, pretrai
     assert main(["predict", "--workdir", str(workdir), "--input", str(glue / "test.tsv"),
                  "--output", str(tmp_path / "SST-2.tsv"), "--format", "glue"]) == 0
     assert (tmp_path / "SST-2.tsv").read_text().splitlines() == ["index\tprediction", "0\t1", "1\t0"]
+
+
+def test_seeds_run_one_fine_tuning_each_and_report_the_median(tmp_path, pretrained_dir, sentiment_files):
+    train, dev = sentiment_files
+    short = [arg for arg in FAST if "num_train_steps" not in arg and "eval_every" not in arg]
+    assert main(["finetune", "--config", CLASSIFICATION, "--workdir", str(tmp_path),
+                 f"--config.init_from={pretrained_dir}", f"--config.data.train_file={train}",
+                 f"--config.data.dev_file={dev}", "--config.data.text_column=sentence", *short,
+                 "--config.num_train_steps=20", "--config.eval_every_steps=10", "--config.seeds=3,7"]) == 0
+    per_seed = {seed: json.loads((tmp_path / f"seed_{seed}" / "eval_results.json").read_text()) for seed in (3, 7)}
+    summary = json.loads((tmp_path / "eval_results.json").read_text())
+    assert summary["seeds"] == {str(seed): results for seed, results in per_seed.items()}
+    accuracies = [results["best"]["accuracy"] for results in per_seed.values()]
+    assert summary["median"]["accuracy"] == pytest.approx(np.median(accuracies))
+    assert "median over seeds 3, 7" in summary["protocol"]
+    train_configs = [json.loads((tmp_path / f"seed_{seed}" / "train_config.json").read_text()) for seed in (3, 7)]
+    assert [c["seed"] for c in train_configs] == [3, 7]
