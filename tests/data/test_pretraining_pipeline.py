@@ -24,6 +24,7 @@ from tests.data.pretraining_corpus import (
     synthetic_documents,
     synthetic_vocab,
 )
+from tests.without_tensorflow import WITHOUT_TENSORFLOW
 
 CONFIG = PretrainingDataConfig(max_seq_length=64, seed=7)
 VOCAB = synthetic_vocab()
@@ -200,29 +201,6 @@ def test_bad_arguments_are_input_errors():
         iterator(source=[])
 
 
-# Hides TensorFlow from every import finder: `import tensorflow` fails and `find_spec` says
-# "not installed", as on a machine without it. (`sys.modules["tensorflow"] = None` is not that:
-# tfds then believes TensorFlow is loaded and calls into it.) As a `sitecustomize` module it
-# also runs in grain's worker processes.
-WITHOUT_TENSORFLOW = """
-import sys
-
-
-class WithoutTensorFlow:
-    def __init__(self, finder):
-        self.finder = finder
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            return None
-        return self.finder.find_spec(name, path, target)
-
-    def __getattr__(self, attribute):
-        return getattr(self.finder, attribute)
-
-
-sys.meta_path[:] = [WithoutTensorFlow(finder) for finder in sys.meta_path]
-"""
 
 
 def test_prepared_dataset_streams_without_tensorflow(tiny_tokenizer, tiny_prepared_dir, tmp_path):

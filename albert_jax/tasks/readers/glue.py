@@ -32,21 +32,28 @@ from albert_jax.tasks.readers.tfds_source import text, tfds_builder, tfds_exampl
 log = logging.getLogger(__name__)
 
 
-class GlueTsvReader(ExampleReader[TextExample]):
+class _GlueReader(ExampleReader[TextExample]):
+    """A GLUE task's splits and labels, whichever the source."""
+
+    def __init__(self, task: str) -> None:
+        self.task = glue_task(task)
+        self.splits = self.task.splits
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        return self.task.labels
+
+
+class GlueTsvReader(_GlueReader):
     """A GLUE task from the folder layout of the GLUE download: `data_dir/MNLI/train.tsv`, ...
 
     Fields are tab-separated with no quoting (GLUE texts contain unbalanced quotes).
     """
 
     def __init__(self, task: str, data_dir: PathLike) -> None:
-        self.task = glue_task(task)
+        super().__init__(task)
         self.data_dir = epath.Path(data_dir)
         self.name = f"GLUE {self.task.name} (TSV files in {str(self.data_dir)!r})"
-        self.splits = self.task.splits
-
-    @property
-    def labels(self) -> tuple[str, ...] | None:
-        return self.task.labels
 
     def _read(self, split: str) -> list[TextExample]:
         task = self.task
@@ -88,20 +95,15 @@ class GlueTsvReader(ExampleReader[TextExample]):
         return examples
 
 
-class GlueTfdsReader(ExampleReader[TextExample]):
+class GlueTfdsReader(_GlueReader):
     """A GLUE task from the tensorflow-datasets dataset `glue/<task>`, prepared in `data_dir`
     (default: tfds' data dir). Stored as TFRecord unless built with `--file_format array_record`;
     TFRecord needs TensorFlow."""
 
     def __init__(self, task: str, data_dir: PathLike | None = None) -> None:
-        self.task = glue_task(task)
+        super().__init__(task)
         self.data_dir = data_dir
         self.name = f"tfds glue/{self.task.name}"
-        self.splits = self.task.splits
-
-    @property
-    def labels(self) -> tuple[str, ...] | None:
-        return self.task.labels
 
     def _read(self, split: str) -> list[TextExample]:
         task = self.task

@@ -18,6 +18,7 @@ from albert_jax.tasks.examples import TextExample
 from albert_jax.tasks.glue_tasks import GLUE_TASKS, glue_task
 from albert_jax.tasks.readers import GlueTfdsReader, GlueTsvReader
 from tests.tasks.readers.tfds_fakes import mock_data, prepare, serve
+from tests.without_tensorflow import WITHOUT_TENSORFLOW
 
 P = "p\tp\tp\tp"  # MNLI's four parse columns
 MNLI_HEADER = "index\tpromptID\tpairID\tgenre\ts1_bp\ts2_bp\ts1_p\ts2_p\tsentence1\tsentence2"
@@ -354,28 +355,6 @@ def test_tfds_dataset_not_prepared(tmp_path):
         GlueTfdsReader("cola", data_dir=tmp_path).read("train")
 
 
-# Hides TensorFlow from every import finder, as on a machine without it (the same device as
-# tests/data/test_pretraining_pipeline.py: `sys.modules["tensorflow"] = None` would make tfds
-# believe TensorFlow is loaded).
-WITHOUT_TENSORFLOW = """
-import sys
-
-
-class WithoutTensorFlow:
-    def __init__(self, finder):
-        self.finder = finder
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            return None
-        return self.finder.find_spec(name, path, target)
-
-    def __getattr__(self, attribute):
-        return getattr(self.finder, attribute)
-
-
-sys.meta_path[:] = [WithoutTensorFlow(finder) for finder in sys.meta_path]
-"""
 
 
 def test_without_tensorflow_the_error_names_the_extra(tmp_path, tfds_glue_dir):
