@@ -77,8 +77,11 @@ def simple_spans(window: Window, start_logits: np.ndarray, end_logits: np.ndarra
     starts, ends = _allowed(window, len(start_logits))
     best_starts = _best(start_logits, starts, n_best_size)
     best_ends = _best(end_logits, ends, n_best_size)
-    return [Span(int(s), int(e), float(start_logits[s]), float(end_logits[e]))
-            for s in best_starts for e in best_ends if _valid(window, s, e, max_answer_length)]
+    # Every pair lies in the window with its start scored here; what remains is order and length.
+    length = best_ends[None, :] - best_starts[:, None] + 1
+    return [Span(int(best_starts[i]), int(best_ends[j]), float(start_logits[best_starts[i]]),
+                 float(end_logits[best_ends[j]]))
+            for i, j in zip(*np.nonzero((length >= 1) & (length <= max_answer_length)))]
 
 
 def _best(scores: np.ndarray, allowed: np.ndarray, count: int) -> np.ndarray:
