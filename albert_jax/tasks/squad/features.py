@@ -139,8 +139,8 @@ def make_features(tokenizer, examples: Sequence[SquadExample], *, max_length: in
             inside = answer is not None and start <= answer[0] and answer[1] < start + length
             labels.append((offset + answer[0] - start, offset + answer[1] - start, 0) if inside else (0, 0, 1))
     if unaligned:
-        log.warning("%d of %d training questions have an answer that no token of the context covers "
-                    "(whitespace only?); they are left out of training: %s", len(unaligned),
+        log.warning("%d of %d training questions have an answer that no token of the context covers; "
+                    "they are left out of training: %s", len(unaligned),
                     len(examples), ", ".join(repr(qid) for qid in unaligned[:_SHOWN_IDS]))
     columns = np.asarray(labels, np.int32).reshape(-1, 3)
     encoded = Encoded(tokens=fields,

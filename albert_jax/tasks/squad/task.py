@@ -338,6 +338,9 @@ def _check_lengths(task: SquadTask) -> SquadTask:
 def make_task(config: ml_collections.ConfigDict) -> SquadTask:
     cls, fields = _task_fields(config)
     data = config.data
+    if data.dev_file and not data.train_file:
+        raise InputError("data.dev_file is set but data.train_file is not; give both files, or neither "
+                         "for tfds squad/<version>")
     if data.train_file:
         reader = SquadFilesReader(fields["version"], train_file=data.train_file, dev_file=data.dev_file or None)
     else:
