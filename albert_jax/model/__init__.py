@@ -10,6 +10,7 @@ from albert_jax.model.models import (
     AlbertForTokenClassification,
     AlbertModel,
 )
+from albert_jax.model.squad_head import AlbertForSquadV2
 
 __all__ = [
     "AlbertConfig",
@@ -20,4 +21,5 @@ __all__ = [
     "AlbertForTokenClassification",
     "AlbertForQuestionAnswering",
     "AlbertForMultipleChoice",
+    "AlbertForSquadV2",
 ]

@@ -41,12 +41,19 @@ def _tagging(config: ml_collections.ConfigDict) -> Task:
     return tagging.make_task(config)
 
 
+def _squad(config: ml_collections.ConfigDict) -> Task:
+    from albert_jax.tasks import squad
+
+    return squad.make_task(config)
+
+
 TASKS = {
     "pretraining": _pretraining,
     "glue": _glue,
     "classification": _classification,
     "race": _race,
     "tagging": _tagging,
+    "squad": _squad,
 }
 
 
@@ -71,6 +78,7 @@ PREDICTION_MODULES = {
     "classification": "albert_jax.tasks.local",
     "race": "albert_jax.tasks.race",
     "tagging": "albert_jax.tasks.tagging",
+    "squad": "albert_jax.tasks.squad",
 }
 
 
