@@ -543,13 +543,12 @@ def predict(workdir: str, input_path: str, output_path: str, output_format: str 
     encoded = task.encode(tokenizer, examples)
     model = task.model_class.from_pretrained(model_dir)
     model.eval()
-    forward = nnx.jit(lambda model, batch: task.predictions(task.logits(model, batch, None)))
+    # The outputs evaluation reads (with what the task needs beside the logits, e.g. word starts).
+    forward = nnx.jit(lambda model, batch: task.eval_outputs(model, batch)[1])
     batches = FinetuneData(encoded, None, buckets=task.lengths, global_batch_size=config.global_batch_size,
                            seed=0, tokenizer_path=tokenizer_path)
-    outputs = []
-    for batch in batches.batches_of(encoded, (0, config.global_batch_size)):
-        out = jax.device_get(forward(model, batch))
-        outputs.append({**out, EXAMPLE_INDEX: batch[EXAMPLE_INDEX]})
+    outputs = [jax.device_get(forward(model, batch))
+               for batch in batches.batches_of(encoded, (0, config.global_batch_size))]
     rows = real_rows({k: data_lib.concatenate([o[k] for o in outputs]) for k in outputs[0]})
     records = task.prediction_records(examples, rows)
     _write_predictions(records, output_path, output_format)

@@ -83,6 +83,10 @@ def test_a_tiny_model_learns_tagging_in_the_conll_format(tmp_path, pretrained_di
     assert results["best"]["f1"] >= 0.8, results
     first = json.loads((tmp_path / "dev_predictions.jsonl").read_text().splitlines()[0])
     assert len(first["tags"]) == len(first["words"]) == len(first["gold"])
+    assert main(["predict", "--workdir", str(tmp_path), "--input", str(dev),
+                 "--output", str(tmp_path / "tags.jsonl")]) == 0
+    predicted = [json.loads(line) for line in (tmp_path / "tags.jsonl").read_text().splitlines()]
+    assert predicted[0]["words"] == first["words"] and len(predicted[0]["tags"]) == len(first["words"])
 
 
 def test_predict_writes_labels_and_probabilities(sentiment_run, tmp_path):

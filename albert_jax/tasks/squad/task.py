@@ -32,8 +32,14 @@ from albert_jax.tasks.finetune import EXAMPLE_INDEX, DevSet, Encoded, FinetuneTa
 from albert_jax.tasks.losses import counts, mean_loss, question_answering_sums, span_counts
 from albert_jax.tasks.squad import decoding
 from albert_jax.tasks.squad.features import Features, make_features
-from albert_jax.tasks.squad.reader import (SquadExample, SquadFilesReader, SquadTfdsReader, gold_answers,
-                                           read_squad_file, squad_version)
+from albert_jax.tasks.squad.reader import (
+    SquadExample,
+    SquadFilesReader,
+    SquadTfdsReader,
+    gold_answers,
+    read_squad_file,
+    squad_version,
+)
 from albert_jax.train.task import Batch, FieldSpec, Sums
 
 PREDICTIONS = "predictions.json"
