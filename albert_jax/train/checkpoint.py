@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,7 +215,7 @@ class Checkpoints:
             intact = sorted(ocp.path.step.checkpoint_steps(self.directory))
             kept = (f"the checkpoints of step(s) {', '.join(map(str, intact))} there are intact"
                     if intact else "there was no complete checkpoint yet")
-            raise InputError(f"could not write a checkpoint to {self.directory} ({_first_line(error)}); "
+            raise InputError(f"could not write a checkpoint to {self.directory} ({_storage_problem(error)}); "
                              f"{kept}: free space or fix the storage, then rerun the same command "
                              "to resume") from error
 
@@ -263,6 +264,14 @@ def _is_storage_error(error: BaseException) -> bool:
     message = str(error)
     return (isinstance(error, OSError) or "os_error_code" in message
             or message.split(":", 1)[0] in _STORAGE_STATUSES)
+
+
+def _storage_problem(error: BaseException) -> str:
+    """What the operating system said, where the error carries it."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    code = re.search(r"os_error_code='?(\d+)", str(error))
+    return os.strerror(int(code.group(1))) if code else _first_line(error)
 
 
 def _first_line(error: BaseException, limit: int = 200) -> str:
