@@ -26,8 +26,7 @@ _COMMAND_MODULES = (
 )
 
 # What Ctrl-C prints unless the command sets `on_interrupt` (parser.set_defaults) to say more,
-# e.g. that rerunning it resumes. A command that handles SIGINT itself never lets the
-# KeyboardInterrupt reach `main`, so this is only the fallback.
+# e.g. that rerunning it resumes, or raises a KeyboardInterrupt whose message says what it did.
 _INTERRUPTED = "interrupted"
 
 # Shells report a process killed by signal N as 128 + N; these exits mimic those deaths.
@@ -62,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: {getattr(args, 'on_interrupt', _INTERRUPTED)}", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        # A command that stopped cleanly on Ctrl-C says what it saved (`train.loop`).
+        message = str(interrupt) or getattr(args, "on_interrupt", _INTERRUPTED)
+        print(f"{prog}: {message}", file=sys.stderr)
         return _EXIT_INTERRUPTED
     except BrokenPipeError:
         # Only a closed stdout means "the reader has seen enough"; any other pipe is a failure.

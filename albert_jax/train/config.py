@@ -89,6 +89,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.adam_epsilon = 1e-6
     # Microbatches per step; the global batch is split and the gradients summed.
     c.grad_accum_steps = 1
+    # A step whose loss, gradient or updated parameters are not finite (NaN or Inf) is never
+    # applied. "stop": the run stops at the next log or checkpoint, saving nothing after it,
+    # and says which step it was (a rerun resumes from the newest checkpoint); "skip": the run
+    # goes on, and the logged `skipped_steps` counts such steps.
+    c.nonfinite = "stop"
 
     c.log_every_steps = 100
     c.eval_every_steps = 1000
@@ -362,10 +367,44 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("warmup_steps", "eval_steps"):
         if config[key] < 0:
             raise InputError(f"{key} must not be negative, got {config[key]}")
+    if not 0 <= config.seed < 2**32:
+        raise InputError(f"seed must be in [0, 2**32), got {config.seed}")
     if config.optimizer not in ("lamb", "adamw"):
         raise InputError(f"unknown optimizer {config.optimizer!r}; choose lamb or adamw")
-    for key in ("learning_rate", "weight_decay", "grad_clip_norm", "adam_beta1", "adam_beta2", "adam_epsilon"):
+    if config.nonfinite not in ("stop", "skip"):
+        raise InputError(f"unknown nonfinite {config.nonfinite!r}; choose stop or skip")
+    for key in ("weight_decay",):
         if not math.isfinite(config[key]) or config[key] < 0:
             raise InputError(f"{key} must be a finite non-negative number, got {config[key]}")
-    if config.learning_rate == 0:
-        raise InputError("learning_rate must be positive, got 0")
+    # Zero would make no update (learning rate, clip norm) or divide zero by zero (epsilon).
+    for key in ("learning_rate", "grad_clip_norm", "adam_epsilon"):
+        if not math.isfinite(config[key]) or config[key] <= 0:
+            raise InputError(f"{key} must be a finite positive number, got {config[key]}")
+    for key in ("adam_beta1", "adam_beta2"):
+        if not 0 <= config[key] < 1:
+            raise InputError(f"{key} must be in [0, 1), got {config[key]}")
+    peak = config.peak_flops_per_device
+    if peak is not None and (not math.isfinite(peak) or peak <= 0):
+        raise InputError(f"peak_flops_per_device must be a finite positive number, got {peak}")
+    _check_rules(config.rules, [name for name in config.mesh if name != "dcn_data"])
+
+
+def _check_rules(rules: Any, mesh_axes: Sequence[str]) -> None:
+    """The rules table must be (logical axis, mesh axes) pairs naming the config's mesh axes,
+    with a rule for every logical axis the model uses."""
+    from albert_jax.model.sharding import LOGICAL_AXES
+
+    if not isinstance(rules, (tuple, list)):
+        raise InputError(f"rules must be a tuple of (logical axis, mesh axes) pairs, got {rules!r}")
+    for rule in rules:
+        if not isinstance(rule, (tuple, list)) or len(rule) != 2 or not isinstance(rule[0], str):
+            raise InputError(f"rules: each rule is a (logical axis, mesh axes) pair, got {rule!r}")
+        axes = () if rule[1] is None else (rule[1],) if isinstance(rule[1], str) else rule[1]
+        if (not isinstance(axes, (tuple, list)) or len(set(axes)) != len(axes)
+                or any(axis not in mesh_axes for axis in axes)):
+            raise InputError(f"rules: {tuple(rule)!r} maps to {rule[1]!r}; give None, one of the mesh "
+                             f"axes {', '.join(mesh_axes)}, or a tuple of distinct ones")
+    missing = [name for name in LOGICAL_AXES if name not in {rule[0] for rule in rules}]
+    if missing:
+        raise InputError(f"rules: no rule for the logical axes {', '.join(missing)} (a rule "
+                         "(name, None) keeps an axis whole)")

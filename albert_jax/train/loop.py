@@ -30,6 +30,7 @@ from albert_jax import workdir as layout
 from albert_jax.errors import InputError
 from albert_jax.model import AlbertConfig
 from albert_jax.train import checkpoint as checkpoint_lib
+from albert_jax.train import config as config_lib
 from albert_jax.train import data as data_lib
 from albert_jax.train import devices as devices_lib
 from albert_jax.train import mesh as mesh_lib
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_KEYS = frozenset({
     "num_train_steps", "log_every_steps", "eval_every_steps", "eval_steps",
     "checkpoint_every_steps", "keep_checkpoints", "init_from", "peak_flops_per_device",
-    "accept_changes", "mesh", "rules", "grad_accum_steps",
+    "accept_changes", "mesh", "rules", "grad_accum_steps", "nonfinite",
 })
 # AlbertConfig fields that change how the model computes, not what it is: a run may resume or
 # start from a pretrained model with other values.
@@ -61,35 +62,70 @@ _HEAD_FIELDS = frozenset({"num_labels", "label_names"})
 def train(run: Run, workdir: str, *, devices: Sequence[jax.Device] | None = None) -> TrainState:
     """Trains `run` (a config resolved with its task, see `tasks.registry.resolve`) in `workdir`,
     on `devices` (default: all). Returns the final state: at num_train_steps, or earlier when
-    stopped by SIGTERM."""
-    # -- Check the input ----------------------------------------------------------------------
-    config, task = run.config, run.task
+    stopped by SIGTERM. Ctrl-C (SIGINT) saves the same way, then raises KeyboardInterrupt with
+    a message saying so; a second Ctrl-C quits at once, saving nothing more."""
+    return _train(check_input(run, workdir, devices=devices))
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """A run whose input was checked, with what the checks built."""
+
+    run: Run
+    workdir: str
+    mesh: jax.sharding.Mesh
+    program: step_lib.Program
+    data: TaskData
+    changes: list[str]  # accepted changes of the training config, recorded when the run starts
+    pretrained: Params | None  # the parameters to start from, when there is no checkpoint
+
+
+def check_input(run: Run, workdir: str, *, devices: Sequence[jax.Device] | None = None) -> Checked:
+    """Everything that can be wrong with the user's input (config values, mesh, batch split,
+    data and tokenizer, the workdir's kind and contents): raises InputError, having written
+    nothing."""
+    config = run.config
+    _check_paths(workdir)
     mesh = mesh_lib.make_mesh(**config.mesh, devices=devices)
     program = step_lib.build_program(run, mesh)
     changes = _check_workdir(workdir, run)
-    data = task.open_data(run.model, config.global_batch_size)
+    data = run.task.open_data(run.model, config.global_batch_size)
     pretrained = None
     if config.init_from and not checkpoint_lib.saved_steps(workdir):
         pretrained = _pretrained_params(config.init_from, run, program)
+    return Checked(run, workdir, mesh, program, data, changes, pretrained)
 
-    # -- Workdir ---------------------------------------------------------------------------------
-    os.makedirs(workdir, exist_ok=True)
-    checkpoints = checkpoint_lib.Checkpoints(workdir, keep=config.keep_checkpoints)
-    latest = checkpoints.latest_step()
-    if jax.process_index() == 0:
-        _write_run_files(workdir, run, data, latest, changes)
-    rows = mesh_lib.process_rows(mesh_lib.batch_sharding(mesh, program.rules, 1), config.global_batch_size)
-    train_data = data.train_iterator(rows)
+
+def _train(checked: Checked) -> TrainState:
+    run, workdir, mesh, program, data = (checked.run, checked.workdir, checked.mesh,
+                                         checked.program, checked.data)
+    config, task = run.config, run.task
 
     # -- Train state: resume, start from a pretrained model, or initialise -------------------------
-    if latest is not None:
-        _info(f"resuming from {checkpoints.directory}/{latest}")
-        state = checkpoints.restore(latest, program.abstract_state, train_data)
-    elif pretrained is not None:
+    os.makedirs(workdir, exist_ok=True)
+    checkpoints = checkpoint_lib.Checkpoints(workdir, keep=config.keep_checkpoints)
+    rows = mesh_lib.process_rows(mesh_lib.batch_sharding(mesh, program.rules, 1), config.global_batch_size)
+    train_data = data.train_iterator(rows)
+    try:
+        # Restored before the run's files are written: a checkpoint that does not fit is refused
+        # with the workdir as it was.
+        state = checkpoints.restore_latest(program.abstract_state, train_data)
+    except BaseException:
+        checkpoints.close()
+        train_data.close()
+        raise
+    if state is not None:
+        resumed = int(jax.device_get(state.step))
+        _info(f"resuming from {checkpoints.directory}/{resumed}")
+    elif checked.pretrained is not None:
+        resumed = None
         _info(f"starting from the pretrained model {config.init_from}")
-        state = program.init_from_params(pretrained)
+        state = program.init_from_params(checked.pretrained)
     else:
+        resumed = None
         state = program.init()
+    if jax.process_index() == 0:
+        _write_run_files(workdir, run, data, resumed, checked.changes)
     start_step = int(jax.device_get(state.step))
     if start_step >= config.num_train_steps:
         _info(f"already trained to step {start_step} (num_train_steps {config.num_train_steps})")
@@ -115,7 +151,7 @@ def train(run: Run, workdir: str, *, devices: Sequence[jax.Device] | None = None
     # -- Train -------------------------------------------------------------------------------------
     writer = metrics_lib.MetricsWriter(workdir, total_steps=config.num_train_steps,
                                        start_step=start_step)
-    preemption = _Preemption()
+    stop_signal = _StopSignal()
     best = (checkpoint_lib.BestCheckpoint(workdir, run.model, *task.best_metric)
             if task.best_metric and data.has_eval else None)
     pending: list[dict[str, jax.Array]] = []  # metrics since the last log, still on the devices
@@ -133,19 +169,23 @@ def train(run: Run, workdir: str, *, devices: Sequence[jax.Device] | None = None
             last = step == config.num_train_steps
 
             if step % config.log_every_steps == 0 or last:
-                summary = _summarise(jax.device_get(pending))
+                history = jax.device_get(pending)
+                _check_finite(history, step, config.nonfinite, checkpoints)
+                summary = _summarise(history)
                 seconds = (time.perf_counter() - interval_start) / len(pending)
                 summary.update(_throughput(seconds, config, task.lengths[-1], flops_per_step,
                                            mesh.devices.size, peak))
                 writer.write(step, summary)
                 pending = []
             evaluate = data.has_eval and (step % config.eval_every_steps == 0 or last)
-            stop = preemption.reached(step)
+            stop = stop_signal.reached(step)
             save = step % config.checkpoint_every_steps == 0 or last or stop
             if pending and (evaluate or save):
                 # Step times count training only: the steps dispatched so far finish before the
                 # pause starts, or their device time would be taken for the pause's.
                 jax.block_until_ready(state)
+                if save:  # never a checkpoint after a step that "stop" refuses
+                    _check_finite(jax.device_get(pending), step, config.nonfinite, checkpoints)
             pause_start = time.perf_counter()
             if evaluate:
                 eval_metrics, outputs = _evaluate(program, state.params, data, rows, task)
@@ -157,18 +197,23 @@ def train(run: Run, workdir: str, *, devices: Sequence[jax.Device] | None = None
             if save:
                 checkpoints.save(state, train_data)
             if stop:
-                _info(f"SIGTERM: saved a checkpoint at step {step}; stopping")
+                if stop_signal.name == "SIGTERM":
+                    _info(f"SIGTERM: saved a checkpoint at step {step}; stopping")
                 break
             if pending:
                 interval_start += time.perf_counter() - pause_start
             else:
                 interval_start = time.perf_counter()
     finally:
-        checkpoints.wait()
-        checkpoints.close()
-        writer.close()
-        preemption.close()
-        train_data.close()  # stops grain's prefetch threads and worker processes
+        try:
+            checkpoints.close()  # waits for the saves in flight
+        finally:
+            writer.close()
+            stop_signal.close()
+            train_data.close()  # stops grain's prefetch threads and worker processes
+    if stop_signal.name == "SIGINT":
+        raise KeyboardInterrupt(f"interrupted: saved a checkpoint at step {step}; rerun the same "
+                                "command to resume")
     if best is not None and step == config.num_train_steps:
         best.export(task.model_class, data.tokenizer_path)
         if jax.process_index() == 0:
@@ -180,12 +225,31 @@ def train(run: Run, workdir: str, *, devices: Sequence[jax.Device] | None = None
 
 
 def _summarise(history: list[dict[str, np.ndarray]]) -> dict[str, float]:
-    """Means over the steps since the last log; the learning rate and parameter norm as of the
-    last step."""
-    summary = {k: float(np.mean([h[k] for h in history])) for k in history[0]}
+    """Means over the steps applied since the last log, and how many were skipped (their
+    metrics describe no update); the learning rate and parameter norm as of the last step."""
+    applied = [h for h in history if not h["skipped"]] or history
+    summary = {k: float(np.mean([h[k] for h in applied])) for k in history[0] if k != "skipped"}
     for k in ("learning_rate", "param_norm"):
         summary[k] = float(history[-1][k])
+    summary["skipped_steps"] = float(sum(h["skipped"] for h in history))
     return summary
+
+
+def _check_finite(history: list[dict[str, np.ndarray]], step: int, nonfinite: str,
+                  checkpoints: checkpoint_lib.Checkpoints) -> None:
+    """With nonfinite="stop", stops the run at the first step of `history` (the steps up to
+    `step`) that was not applied because it was not finite. Nothing after it has been saved."""
+    skipped = [i for i, h in enumerate(history) if h["skipped"]]
+    if nonfinite != "stop" or not skipped:
+        return
+    bad = step - len(history) + 1 + skipped[0]
+    values = ", ".join(f"{k} {float(history[skipped[0]][k]):.4g}" for k in ("loss", "grad_norm"))
+    checkpoints.wait()
+    saved = checkpoint_lib.saved_steps(os.path.dirname(checkpoints.directory))
+    resume = f"the newest checkpoint is step {max(saved)}" if saved else "there is no checkpoint yet"
+    raise InputError(f"step {bad} was not finite ({values}); stopped without applying or saving it "
+                     f"({resume}): lower learning_rate, or set --config.nonfinite=skip to skip such "
+                     "steps")
 
 
 def _throughput(step_seconds: float, config: ml_collections.ConfigDict, seq_length: int,
@@ -234,30 +298,46 @@ def _write_results(workdir: str, best: checkpoint_lib.BestCheckpoint, final: dic
     _write_atomically(os.path.join(workdir, layout.RESULTS), json.dumps(results, indent=2) + "\n")
 
 
-class _Preemption:
-    """Notices SIGTERM. All processes of a multi-host run must stop at the same step, so there
-    JAX's coordination service agrees on the step; a single process just sets a flag."""
+class _StopSignal:
+    """Notices SIGTERM (preemption) and Ctrl-C (SIGINT); `name` says which came.
+
+    All processes of a multi-host run must stop at the same step: there JAX's coordination
+    service agrees on the step after a SIGTERM (it installs its own handler), and a Ctrl-C is
+    passed on to it as a SIGTERM. A single process just sets a flag. A second Ctrl-C quits at
+    once: a save in flight is left unfinished, which the next run ignores.
+    """
 
     def __init__(self):
-        self.requested = False
+        self.name: str | None = None
         self.multi_process = jax.process_count() > 1
-        self.previous = None
+        self.previous = {signal.SIGINT: signal.signal(signal.SIGINT, self._interrupt)}
         if not self.multi_process:
-            self.previous = signal.signal(signal.SIGTERM, self._handle)
+            self.previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._terminate)
 
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
+    def _terminate(self, signum, frame) -> None:
+        self.name = self.name or "SIGTERM"
+
+    def _interrupt(self, signum, frame) -> None:
+        if self.name == "SIGINT":
+            os.write(2, b"interrupted again: quitting without saving\n")
+            os._exit(128 + signal.SIGINT)
+        self.name = "SIGINT"
+        if self.multi_process:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def reached(self, step: int) -> bool:
         if self.multi_process:
             from jax.experimental import multihost_utils
 
-            return multihost_utils.reached_preemption_sync_point(step)
-        return self.requested
+            reached = multihost_utils.reached_preemption_sync_point(step)
+            if reached and self.name is None:
+                self.name = "SIGTERM"
+            return reached
+        return self.name is not None
 
     def close(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
 
 # -- Input checks ------------------------------------------------------------------------------------
@@ -295,9 +375,18 @@ def _check_workdir(workdir: str, run: Run) -> list[str]:
     saved_path = os.path.join(workdir, layout.TRAIN_CONFIG)
     if not os.path.exists(saved_path) or not checkpoint_lib.saved_steps(workdir):
         return []  # nothing to resume: the run starts afresh
-    with open(saved_path) as f:
-        saved = _flat(json.load(f))
+    try:
+        with open(saved_path) as f:
+            saved = _flat(json.load(f))
+    except (OSError, ValueError) as error:
+        raise InputError(f"{saved_path} is not a readable training config ({error}); restore it, "
+                         "or use another --workdir") from None
     current = _flat(json.loads(run.config.to_json()))
+    # A key the saved run did not have yet (added to albert_jax since) ran as its default.
+    defaults = _flat(json.loads(config_lib.default_config().to_json()))
+    for key in current.keys() - saved.keys():
+        if key in defaults:
+            saved[key] = defaults[key]
     changed = sorted(key for key in saved.keys() | current.keys()
                      if saved.get(key) != current.get(key) and not key.startswith("model."))
     refused = [key for key in changed if key not in RESUMABLE_KEYS and key.split(".")[0] not in RESUMABLE_KEYS]
@@ -312,7 +401,31 @@ def _check_workdir(workdir: str, run: Run) -> list[str]:
     return described
 
 
-def _write_run_files(workdir: str, run: Run, data: TaskData, latest: int | None, changes: list[str]) -> None:
+def _check_paths(workdir: str) -> None:
+    """The workdir, and what a run keeps in it, must be of the right kind and writable: a run
+    that could not save would otherwise fail (or wait for minutes) at its first checkpoint."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise InputError(f"workdir {workdir} is a file, not a directory; use another --workdir")
+    existing = os.path.abspath(workdir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InputError(f"workdir {workdir} cannot be made: {existing} is a file, not a directory")
+    directories = (layout.CHECKPOINTS, layout.TENSORBOARD, layout.BEST)
+    for name in (*directories, layout.MODEL_CONFIG, layout.TRAIN_CONFIG, layout.METRICS,
+                 layout.CONFIG_CHANGES, layout.TOKENIZER, layout.RESULTS):
+        path = os.path.join(workdir, name)
+        if os.path.exists(path) and os.path.isdir(path) != (name in directories):
+            kind, needed = ("file", "directory") if name in directories else ("directory", "file")
+            raise InputError(f"{path} is a {kind}, but a run keeps a {needed} there; move it away "
+                             "or use another --workdir")
+    for path in (existing, os.path.join(workdir, layout.CHECKPOINTS)):
+        if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
+            raise InputError(f"{path} is not writable; a run writes its checkpoints and metrics "
+                             "there: fix its permissions or use another --workdir")
+
+
+def _write_run_files(workdir: str, run: Run, data: TaskData, resumed: int | None, changes: list[str]) -> None:
     """config.json, train_config.json, the tokenizer, and a record of accepted changes."""
     run.model.to_json_file(os.path.join(workdir, layout.MODEL_CONFIG))
     _write_atomically(os.path.join(workdir, layout.TRAIN_CONFIG), run.config.to_json(indent=2) + "\n")
@@ -320,7 +433,7 @@ def _write_run_files(workdir: str, run: Run, data: TaskData, latest: int | None,
         shutil.copyfile(data.tokenizer_path, os.path.join(workdir, layout.TOKENIZER))
     if changes:
         with open(os.path.join(workdir, layout.CONFIG_CHANGES), "a") as f:
-            f.write(json.dumps({"resumed_at_step": latest, "changes": changes,
+            f.write(json.dumps({"resumed_at_step": resumed, "changes": changes,
                                 "accepted_by": "accept_changes" if run.config.accept_changes else "resumable"}) + "\n")
 
 

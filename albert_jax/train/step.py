@@ -48,7 +48,8 @@ def _microbatches(batch: Batch, num: int, batch_spec: PartitionSpec) -> Batch:
 def make_train_step(parts: ModelParts, task: Task, optimizer: optax.GradientTransformation,
                     schedule: optax.Schedule, *, seed: int, grad_accum_steps: int,
                     params_sharding: Params, batch_spec: PartitionSpec) -> Callable:
-    """(state, batch) -> (state, metrics): one optimizer update over the whole global batch."""
+    """(state, batch) -> (state, metrics): one optimizer update over the whole global batch, or
+    none when the update is not finite (then `metrics["skipped"]` is 1)."""
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         # Fresh dropout randomness every step, reproducible from (seed, step) after a resume.
@@ -79,6 +80,15 @@ def make_train_step(parts: ModelParts, task: Task, optimizer: optax.GradientTran
         params = optax.apply_updates(state.params, updates)
         metrics = dict(task.metrics(sums))
         metrics["grad_norm"] = optax.tree.norm(grads)  # before clipping
+        # A non-finite loss, gradient or result is never applied: the step keeps the parameters
+        # and optimizer state it was given (and still counts as a step, so the data and the
+        # learning rate move on). The loop skips or stops on it (`nonfinite`); deciding here
+        # costs a select per array and no trip to the host.
+        finite = (jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+                  & jnp.isfinite(optax.tree.norm(params)))
+        params, opt_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                                         (params, opt_state), (state.params, state.opt_state))
+        metrics["skipped"] = 1.0 - finite.astype(jnp.float32)
         metrics["param_norm"] = optax.tree.norm(params)
         metrics["learning_rate"] = schedule(state.step)
         return TrainState(state.step + 1, params, opt_state), metrics

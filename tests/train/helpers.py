@@ -43,3 +43,18 @@ def snapshot(directory) -> dict[str, bytes]:
     """Every file under `directory` with its contents, to show that nothing changed."""
     root = Path(directory)
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def checkpoint_params(workdir, step: int) -> dict:
+    """The parameters saved at `step`, as numpy arrays."""
+    import orbax.checkpoint as ocp
+
+    with ocp.StandardCheckpointer() as checkpointer:
+        return checkpointer.restore(Path(workdir).absolute() / "checkpoints" / str(step) / "params")
+
+
+def complete_steps(workdir) -> list[int]:
+    """Steps of the checkpoints in `workdir` that are complete (orbax renames a step folder to
+    its number only once everything in it is written)."""
+    directory = Path(workdir) / "checkpoints"
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.exists() else []
