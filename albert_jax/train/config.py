@@ -294,7 +294,9 @@ def flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
 
 def _parse(text: str, field_type: type, current: Any, key: str) -> Any:
     def fail(what: str):
-        raise InputError(f"--config.{key}={text}: expected {what}")
+        # Quoted when it holds line breaks or other controls: the message stays one line.
+        shown = text if text.isprintable() else repr(text)
+        raise InputError(f"--config.{key}={shown}: expected {what}")
 
     if isinstance(current, ml_collections.ConfigDict):
         fail("a sub-key (this is a group of settings)")

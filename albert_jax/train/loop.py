@@ -322,6 +322,9 @@ class _StopSignal:
             os.write(2, b"interrupted again: quitting without saving\n")
             os._exit(128 + signal.SIGINT)
         self.name = "SIGINT"
+        # Written directly: a signal handler must not take the locks that logging takes.
+        os.write(2, b"Ctrl-C: stopping after this step with a checkpoint (Ctrl-C again quits at once, "
+                    b"without it)\n")
         if self.multi_process:
             os.kill(os.getpid(), signal.SIGTERM)
 
