@@ -197,8 +197,8 @@ def _train(checked: Checked) -> TrainState:
             if save:
                 checkpoints.save(state, train_data)
             if stop:
-                if stop_signal.name == "SIGTERM":
-                    _info(f"SIGTERM: saved a checkpoint at step {step}; stopping")
+                if stop_signal.name == "SIGTERM":  # said by every process: they agree on the step
+                    log.info(f"SIGTERM: saved a checkpoint at step {step}; stopping")
                 break
             if pending:
                 interval_start += time.perf_counter() - pause_start
