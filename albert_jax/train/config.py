@@ -375,9 +375,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise InputError(f"unknown optimizer {config.optimizer!r}; choose lamb or adamw")
     if config.nonfinite not in ("stop", "skip"):
         raise InputError(f"unknown nonfinite {config.nonfinite!r}; choose stop or skip")
-    for key in ("weight_decay",):
-        if not math.isfinite(config[key]) or config[key] < 0:
-            raise InputError(f"{key} must be a finite non-negative number, got {config[key]}")
+    if not math.isfinite(config.weight_decay) or config.weight_decay < 0:
+        raise InputError(f"weight_decay must be a finite non-negative number, got {config.weight_decay}")
     # Zero would make no update (learning rate, clip norm) or divide zero by zero (epsilon).
     for key in ("learning_rate", "grad_clip_norm", "adam_epsilon"):
         if not math.isfinite(config[key]) or config[key] <= 0:

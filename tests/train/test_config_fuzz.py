@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 
+import ml_collections
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -50,9 +51,17 @@ def assert_refused(status: int | None, stderr: str, message: str = "") -> None:
     assert message in lines[0]
 
 
-_TINY = config_lib.load_config(TINY_CONFIG)
-KEYS = sorted(key for key in config_lib.flat_keys(_TINY)
-              if not isinstance(_TINY[key] if "." not in key else eval(f"_TINY.{key}"), type(_TINY)))
+def leaf_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    keys = []
+    for name, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            keys.extend(leaf_keys(value, f"{prefix}{name}."))
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+KEYS = sorted(leaf_keys(config_lib.load_config(TINY_CONFIG)))
 VALUES = st.one_of(
     st.integers(-3, 70).map(str),  # sizes near the tiny config's
     st.integers(-2**40, 2**40).map(str),
@@ -81,8 +90,6 @@ def test_any_override_reaches_training_or_is_one_line_and_writes_nothing(
     workdir = existing_workdir if resume else tmp_path / "new"
     before = snapshot(existing_workdir)
     status, stderr = pretrain("--config", TINY_CONFIG, "--workdir", workdir, *overrides)
-    from hypothesis import event
-    event("reached" if status is None else stderr.split(":")[2][:30])
     if status is not None:
         assert_refused(status, stderr)
     assert not (tmp_path / "new").exists()
