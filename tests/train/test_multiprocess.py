@@ -3,7 +3,6 @@ like one process with 4 devices, through a preemption: SIGTERM to both makes bot
 same step with one checkpoint, and the rerun continues from it."""
 
 import re
-import signal
 import subprocess
 
 import pytest
@@ -16,11 +15,11 @@ MESH = ["--config.mesh.data=2", "--config.mesh.fsdp=2"]
 def test_two_processes_match_one_through_a_preemption(run_cli, tmp_path):
     run_cli("pretrain", "--config", TINY_CONFIG, "--workdir", tmp_path / "one", *MESH, devices=4)
 
-    def start_two():
+    def start_two(*faults):
         port = free_port()
         return [run_cli("pretrain", "--config", TINY_CONFIG, "--workdir", tmp_path / "two", *MESH,
                         "--coordinator-address", f"127.0.0.1:{port}", "--num-processes", 2,
-                        "--process-id", i, devices=2, stdout=subprocess.PIPE,
+                        "--process-id", i, devices=2, faults=faults, stdout=subprocess.PIPE,
                         stderr=open(tmp_path / f"stderr_{i}", "w"), text=True)
                 for i in range(2)]
 
@@ -30,13 +29,7 @@ def test_two_processes_match_one_through_a_preemption(run_cli, tmp_path):
             assert process.returncode == 0, f"process {i}:\n{(tmp_path / f'stderr_{i}').read_text()[-3000:]}"
         return outputs
 
-    processes = start_two()
-    for line in processes[0].stdout:
-        if line.startswith("step 2:"):
-            break
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    finish(processes)
+    finish(start_two("--signal", "SIGTERM", "--at", 2))  # each process, as step 2 ends
     stops = [re.findall(r"SIGTERM: saved a checkpoint at step (\d+)", (tmp_path / f"stderr_{i}").read_text())
              for i in range(2)]
     assert stops[0] == stops[1] and len(stops[0]) == 1, stops
