@@ -5,7 +5,11 @@ batch, and only process 0 writes metrics. A rerun with the same workdir resumes 
 checkpoint with the data exactly where it was.
 
 Everything that can be wrong with the user's input (config keys and values, mesh, batch split,
-tokenizer, an incompatible workdir) is checked before anything in the workdir is written.
+tokenizer, an incompatible or unwritable workdir) is checked before anything in the workdir is
+written (`check_input`). Faults during the run lose nothing saved: a step whose loss or
+gradients are not finite is never applied (`nonfinite` says whether the run stops or goes on);
+SIGTERM and Ctrl-C save and stop; a checkpoint that does not restore is set aside and the one
+before it resumed; a full disk stops the run with the checkpoints before it intact.
 """
 
 from __future__ import annotations
