@@ -30,7 +30,7 @@ def stall_commits_from(step: int) -> None:
         name = self.get_final().name
         if name.isdigit() and int(name) >= step:
             print(f"stalling the commit of checkpoint {name}", flush=True)
-            time.sleep(600)  # in orbax's commit thread; training goes on until it waits for it
+            time.sleep(600)  # noqa: ASYNC251 (blocks orbax's commit thread; training goes on until it waits)
         await commit(self)
 
     atomicity.AtomicRenameTemporaryPath.finalize = stalled

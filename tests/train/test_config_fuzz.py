@@ -129,8 +129,8 @@ def test_bad_paths_are_named(tmp_path, stop_before_training):
     cases = [
         (["--workdir", file], f"workdir {file} is a file, not a directory"),
         (["--workdir", file / "run"], f"workdir {file / 'run'} cannot be made: {file} is a file"),
-        (["--workdir", checkpoints_file], f"{checkpoints_file / 'checkpoints'} is a file, but a run keeps a "
-                                          "directory there"),
+        (["--workdir", checkpoints_file],
+         f"{checkpoints_file / 'checkpoints'} is a file, but a run keeps a directory there"),
         (["--workdir", tmp_path / "new", "--config.init_from=/nonexistent"], "/nonexistent"),
         (["--workdir", tmp_path / "new", "--config.data.source=/nonexistent",
           "--config.data.tokenizer=/nonexistent.model"], "/nonexistent"),

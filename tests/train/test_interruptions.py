@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from tests.train.helpers import TINY_CONFIG, checkpoint_params, complete_steps, losses
+
 # Resumable changes of the reference run's config: the same program, more checkpoints.
 ARGS = ["--config.checkpoint_every_steps=2"]
 
