@@ -294,7 +294,9 @@ def flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
 
 def _parse(text: str, field_type: type, current: Any, key: str) -> Any:
     def fail(what: str):
-        raise InputError(f"--config.{key}={text}: expected {what}")
+        # Quoted when it holds line breaks or other controls: the message stays one line.
+        shown = text if text.isprintable() else repr(text)
+        raise InputError(f"--config.{key}={shown}: expected {what}")
 
     if isinstance(current, ml_collections.ConfigDict):
         fail("a sub-key (this is a group of settings)")
@@ -373,9 +375,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise InputError(f"unknown optimizer {config.optimizer!r}; choose lamb or adamw")
     if config.nonfinite not in ("stop", "skip"):
         raise InputError(f"unknown nonfinite {config.nonfinite!r}; choose stop or skip")
-    for key in ("weight_decay",):
-        if not math.isfinite(config[key]) or config[key] < 0:
-            raise InputError(f"{key} must be a finite non-negative number, got {config[key]}")
+    if not math.isfinite(config.weight_decay) or config.weight_decay < 0:
+        raise InputError(f"weight_decay must be a finite non-negative number, got {config.weight_decay}")
     # Zero would make no update (learning rate, clip norm) or divide zero by zero (epsilon).
     for key in ("learning_rate", "grad_clip_norm", "adam_epsilon"):
         if not math.isfinite(config[key]) or config[key] <= 0:

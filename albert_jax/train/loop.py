@@ -5,7 +5,11 @@ batch, and only process 0 writes metrics. A rerun with the same workdir resumes 
 checkpoint with the data exactly where it was.
 
 Everything that can be wrong with the user's input (config keys and values, mesh, batch split,
-tokenizer, an incompatible workdir) is checked before anything in the workdir is written.
+tokenizer, an incompatible or unwritable workdir) is checked before anything in the workdir is
+written (`check_input`). Faults during the run lose nothing saved: a step whose loss or
+gradients are not finite is never applied (`nonfinite` says whether the run stops or goes on);
+SIGTERM and Ctrl-C save and stop; a checkpoint that does not restore is set aside and the one
+before it resumed; a full disk stops the run with the checkpoints before it intact.
 """
 
 from __future__ import annotations
@@ -197,8 +201,8 @@ def _train(checked: Checked) -> TrainState:
             if save:
                 checkpoints.save(state, train_data)
             if stop:
-                if stop_signal.name == "SIGTERM":
-                    _info(f"SIGTERM: saved a checkpoint at step {step}; stopping")
+                if stop_signal.name == "SIGTERM":  # said by every process: they agree on the step
+                    log.info(f"SIGTERM: saved a checkpoint at step {step}; stopping")
                 break
             if pending:
                 interval_start += time.perf_counter() - pause_start
@@ -322,6 +326,9 @@ class _StopSignal:
             os.write(2, b"interrupted again: quitting without saving\n")
             os._exit(128 + signal.SIGINT)
         self.name = "SIGINT"
+        # Written directly: a signal handler must not take the locks that logging takes.
+        os.write(2, b"Ctrl-C: stopping after this step with a checkpoint (Ctrl-C again quits at once, "
+                    b"without it)\n")
         if self.multi_process:
             os.kill(os.getpid(), signal.SIGTERM)
 

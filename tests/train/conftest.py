@@ -7,7 +7,7 @@ import jax
 import pytest
 
 from albert_jax.train import config as config_lib
-from tests.train.helpers import TINY_CONFIG, cli_env
+from tests.train.helpers import FAULT_WORKER, TINY_CONFIG, cli_env
 
 
 @pytest.fixture
@@ -18,11 +18,13 @@ def tiny_config():
 
 @pytest.fixture
 def run_cli(compile_cache):
-    """Runs `albert-jax ARGS...` in a subprocess with `devices` simulated CPU devices."""
+    """Runs `albert-jax ARGS...` in a subprocess with `devices` simulated CPU devices; with
+    `faults`, in tests/train/fault_worker.py with those options."""
 
-    def run(*args, devices=1, check=True, **popen):
+    def run(*args, devices=1, check=True, faults=(), **popen):
         env = cli_env(devices, compile_cache)
-        command = [sys.executable, "-m", "albert_jax.cli", *map(str, args)]
+        program = [str(FAULT_WORKER), *map(str, faults)] if faults else ["-m", "albert_jax.cli"]
+        command = [sys.executable, *program, *map(str, args)]
         if popen:
             return subprocess.Popen(command, env=env, **popen)
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)

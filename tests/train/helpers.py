@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 TINY_CONFIG = str(Path(__file__).with_name("tiny_config.py"))
+FAULT_WORKER = Path(__file__).with_name("fault_worker.py")
 
 
 def cli_env(devices: int, compile_cache: str) -> dict[str, str]:
@@ -17,6 +18,7 @@ def cli_env(devices: int, compile_cache: str) -> dict[str, str]:
         "JAX_COMPILATION_CACHE_DIR": compile_cache,
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+        "PYTHONUNBUFFERED": "1",  # output comes as it is printed, for tests that wait for a line
     })
     return env
 
