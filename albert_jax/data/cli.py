@@ -123,6 +123,11 @@ def _register_data(subparsers: Any) -> None:
     inspect.add_argument("--max-seq-length", type=_positive_int, default=512, metavar="S")
     inspect.add_argument("--seed", type=int, default=0, metavar="K")
     inspect.add_argument("--json", action="store_true", help="one JSON object per line")
+    inspect.add_argument(
+        "--padding",
+        action="store_true",
+        help="report the share of padding over --num-examples examples, one per row and packed",
+    )
     inspect.set_defaults(run=_inspect)
 
 

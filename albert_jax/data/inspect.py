@@ -2,12 +2,14 @@
 
 The examples come from the training pipeline itself (`make_pretraining_iterator`, one process,
 training split), so they are exactly the first examples of a single-process run with the same
-seed and sequence length; other options keep their defaults.
+seed and sequence length; other options keep their defaults. `--padding` instead reports the
+share of padding in those examples, one per row and packed (`data.packing`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import numpy as np
@@ -31,15 +33,14 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = Tokenizer.load(args.tokenizer)
     source = load_documents(args.dir, TRAIN_SPLIT, tokenizer)
     config = PretrainingDataConfig(max_seq_length=args.max_seq_length, seed=args.seed)
-    examples = make_pretraining_iterator(
-        source,
-        config,
-        Vocab.from_tokenizer(tokenizer),
-        batch_size=1,
-        shard_index=0,
-        shard_count=1,
-        prefetch=0,
-    )
+    if args.padding:
+        report = padding_report(source, config, Vocab.from_tokenizer(tokenizer), args.num_examples)
+        print(json.dumps(report) if args.json else (
+            f"padding at length {config.max_seq_length} over {report['examples']} examples: "
+            f"{report['padded']:.1%} one example per row, {report['packed']:.1%} packed "
+            f"({report['packed_rows']} rows of up to {config.max_examples_per_row} examples)"))
+        return 0
+    examples = _rows(source, config, Vocab.from_tokenizer(tokenizer))
     if not args.json:
         print(LEGEND)
     for index in range(args.num_examples):
@@ -49,6 +50,29 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"\n{describe(example, index)}\n{render(example, tokenizer)}")
     return 0
+
+
+def _rows(source, config: PretrainingDataConfig, vocab: Vocab):
+    return make_pretraining_iterator(source, config, vocab, batch_size=1, shard_index=0, shard_count=1,
+                                     prefetch=0)
+
+
+def padding_report(source, config: PretrainingDataConfig, vocab: Vocab, num_examples: int) -> dict:
+    """The share of padding tokens in the first `num_examples` training examples, one example
+    per row and packed (the same examples, up to the last packed row's)."""
+    real, rows, examples = 0, 0, 0
+    for row in _rows(source, dataclasses.replace(config, packing=True), vocab):
+        real += int(row["attention_mask"].sum())
+        rows += 1
+        examples += int(row["sentence_order_weights"].sum())
+        if examples >= num_examples:
+            break
+    padded_rows = _rows(source, config, vocab)
+    padded_real = sum(int(next(padded_rows)["attention_mask"].sum()) for _ in range(examples))
+    length = config.max_seq_length
+    return {"max_seq_length": length, "examples": examples,
+            "padded": 1 - padded_real / (examples * length), "packed_rows": rows,
+            "packed": 1 - real / (rows * length)}
 
 
 def describe(example: dict[str, np.ndarray], index: int) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -43,9 +44,11 @@ _NUM_SPECIAL_TOKENS = 3
 
 @dataclasses.dataclass(frozen=True)
 class PretrainingDataConfig:
-    """Every option of the original `create_pretraining_data.py`, plus the seed.
+    """Every option of the original `create_pretraining_data.py`, plus the seed and packing.
 
-    The defaults are the original's flags (`random_seed` there is `seed` here).
+    The defaults are the original's flags (`random_seed` there is `seed` here). `packing` puts
+    up to `max_examples_per_row` examples in each row of a batch (see `data.packing`); it
+    changes the batch contract (`example_shapes`), not the examples.
     """
 
     max_seq_length: int = 512
@@ -58,6 +61,8 @@ class PretrainingDataConfig:
     short_seq_prob: float = 0.1
     random_next_sentence: bool = False
     seed: int = 12345
+    packing: bool = False
+    max_examples_per_row: int = 8
 
     def __post_init__(self) -> None:
         if self.max_seq_length < _NUM_SPECIAL_TOKENS + 2:
@@ -72,11 +77,25 @@ class PretrainingDataConfig:
             raise InputError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
         if not 0 <= self.seed < 2**32:
             raise InputError(f"seed must be in [0, 2**32), got {self.seed}")
+        if self.max_examples_per_row < 1:
+            raise InputError(f"max_examples_per_row must be positive, got {self.max_examples_per_row}")
 
     @property
     def num_prediction_slots(self) -> int:
         """Width P of the masked-LM fields; permutation adds as many slots again."""
         return self.max_predictions_per_seq * (2 if self.do_permutation else 1)
+
+    @property
+    def packed_prediction_slots(self) -> int:
+        """Width of the masked-LM fields of a packed row: enough for any K examples that fit.
+
+        An example of n tokens gets at most max(1, round(n * masked_lm_prob)) <= n * prob + 1
+        predictions per masking pass, so K examples sharing S tokens get at most S * prob + K:
+        the packer never has to start a new row for want of prediction slots.
+        """
+        passes = 2 if self.do_permutation else 1
+        per_pass = math.ceil(self.max_seq_length * self.masked_lm_prob) + self.max_examples_per_row
+        return passes * min(per_pass, self.max_examples_per_row * self.max_predictions_per_seq)
 
     def ngram_probabilities(self) -> np.ndarray:
         """P(n) for n = 1..ngram: proportional to 1/n, reversed unless favouring short ones."""
@@ -405,8 +424,37 @@ BATCH_DTYPE = np.int32
 
 
 def example_shapes(config: PretrainingDataConfig) -> dict[str, tuple[int, ...]]:
-    """The pretraining batch contract: each field's shape in one example, in the order the
-    fields are documented and printed. A batch adds a leading batch axis to each."""
+    """The pretraining batch contract: each field's shape in one row, in the order the fields
+    are documented and printed. A batch adds a leading batch axis to each.
+
+    Without packing a row is one example (`single_example_shapes`). With `config.packing` a
+    row holds up to K = `max_examples_per_row` examples one after another: `segment_ids`
+    numbers each token's example (1..K, 0 for padding), `position_ids` restart at 0 for each
+    example, the masked-LM fields (`packed_prediction_slots` wide) index the row, and the
+    sentence-order fields hold one entry per example: its label, its weight (1 for an example,
+    0 for an unused entry) and `cls_positions`, where its [CLS] sits.
+    """
+    if not config.packing:
+        return single_example_shapes(config)
+    length, examples = (config.max_seq_length,), (config.max_examples_per_row,)
+    slots = (config.packed_prediction_slots,)
+    return {
+        "input_ids": length,
+        "attention_mask": length,
+        "segment_ids": length,
+        "token_type_ids": length,
+        "position_ids": length,
+        "masked_lm_positions": slots,
+        "masked_lm_ids": slots,
+        "masked_lm_weights": slots,
+        "sentence_order_label": examples,
+        "sentence_order_weights": examples,
+        "cls_positions": examples,
+    }
+
+
+def single_example_shapes(config: PretrainingDataConfig) -> dict[str, tuple[int, ...]]:
+    """The fields of one example padded to the row: the batch contract without packing."""
     length, slots = (config.max_seq_length,), (config.num_prediction_slots,)
     return {
         "input_ids": length,
@@ -425,7 +473,7 @@ def make_example(
     """The batch fields of one laid-out, masked pair, padded to their fixed widths."""
     length = len(masked.input_ids)
     num_masked = len(masked.positions)
-    example = {name: np.zeros(shape, BATCH_DTYPE) for name, shape in example_shapes(config).items()}
+    example = {name: np.zeros(shape, BATCH_DTYPE) for name, shape in single_example_shapes(config).items()}
     example["input_ids"][:] = vocab.pad_id
     example["input_ids"][:length] = masked.input_ids
     example["attention_mask"][:length] = 1

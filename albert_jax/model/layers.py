@@ -9,14 +9,13 @@ parallelism.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from albert_jax.errors import InputError
+from albert_jax.model.attention import AttentionMask, attention_weights, choose_implementation, fused_attention
 from albert_jax.model.config import AlbertConfig
 from albert_jax.model.sharding import constrain, param_init
 
@@ -105,14 +104,6 @@ class AlbertEmbeddings(nnx.Module):
         return dropout(self.LayerNorm(x), self.dropout_rate, rngs)
 
 
-def attention_weights(query, key, mask, *, dtype) -> jax.Array:
-    """Softmax attention probabilities [batch, heads, q, k], computed in float32."""
-    scores = jnp.einsum("bqnd,bknd->bnqk", query, key, preferred_element_type=jnp.float32)
-    scores = scores / math.sqrt(query.shape[-1])
-    scores = jnp.where(mask[:, None, None, :], scores, jnp.finfo(jnp.float32).min)
-    return jax.nn.softmax(scores, axis=-1).astype(dtype)
-
-
 class AlbertAttention(nnx.Module):
     """Multi-head self-attention, output projection, dropout, then residual LayerNorm (post-LN)."""
 
@@ -128,25 +119,20 @@ class AlbertAttention(nnx.Module):
         self.implementation = config.attention_implementation
         self.dtype = jnp.dtype(config.dtype)
 
-    def __call__(self, x: jax.Array, mask: jax.Array, *, rngs=None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: AttentionMask, *, rngs=None) -> jax.Array:
         probs_key, output_key = jax.random.split(rngs) if rngs is not None else (None, None)
         heads = ("batch", "length", "act_heads", "act_kv")
         q = constrain(self.query(x), heads)
         k = constrain(self.key(x), heads)
         v = constrain(self.value(x), heads)
-        if self.implementation == "cudnn":
-            if jax.default_backend() != "gpu":
-                raise InputError(f"attention_implementation='cudnn' needs an NVIDIA GPU; this backend is "
-                                 f"{jax.default_backend()} (use 'xla')")
-            if self.attention_dropout_rate > 0 and probs_key is not None:
-                raise InputError("attention_implementation='cudnn' has no attention dropout; set "
-                                 "attention_probs_dropout_prob=0 or use 'xla'")
-            context = jax.nn.dot_product_attention(
-                q, k, v, mask=mask[:, None, None, :], implementation="cudnn")
-        else:
+        dropout_on = self.attention_dropout_rate > 0 and probs_key is not None
+        implementation = choose_implementation(self.implementation, q, dropout_on)
+        if implementation == "xla":
             probs = attention_weights(q, k, mask, dtype=self.dtype)
             probs = dropout(probs, self.attention_dropout_rate, probs_key)
             context = jnp.einsum("bnqk,bknd->bqnd", probs, v)
+        else:
+            context = fused_attention(implementation, q, k, v, mask)
         context = constrain(context, heads)
         projected = dropout(self.dense(context), self.output_dropout_rate, output_key)
         return self.LayerNorm(x + projected)
@@ -167,7 +153,7 @@ class AlbertLayer(nnx.Module):
         self.dropout_rate = config.hidden_dropout_prob
         self.activation = activation(config.hidden_act)
 
-    def __call__(self, x: jax.Array, mask: jax.Array, *, rngs=None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: AttentionMask, *, rngs=None) -> jax.Array:
         attention_key, ffn_key = jax.random.split(rngs) if rngs is not None else (None, None)
         x = self.attention(x, mask, rngs=attention_key)
         h = constrain(self.activation(self.ffn(x)), ("batch", "length", "act_mlp"))

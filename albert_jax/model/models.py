@@ -3,6 +3,11 @@
 Every model is called as `model(input_ids, attention_mask=None, token_type_ids=None,
 position_ids=None, *, rngs=None, deterministic=None)`; `model.train()` / `model.eval()` turn
 dropout on and off, and `deterministic=` overrides that for one call (handy under Linen).
+Packed rows (several examples per row, as `data.packing` makes them) pass `segment_ids`
+[batch, length] (1, 2, ... per example, 0 for padding) in place of `attention_mask`: tokens then
+attend only within their example, and positions restart per example unless `position_ids` are
+given. Models with a pooler take `cls_positions` [batch, examples] too, and pool at each
+example's [CLS] (pooled outputs and their logits gain an examples axis).
 `rngs` is an optional dropout key (a jax PRNG key or an `nnx.Rngs`); without it the model draws
 from the `dropout` (or `default`) stream it was built with. Outputs carry Hugging Face's names.
 
@@ -24,6 +29,7 @@ from flax import nnx, struct
 from albert_jax.errors import InputError
 from albert_jax.model.config import AlbertConfig
 from albert_jax.model.heads import AlbertMLMHead, AlbertSOPHead
+from albert_jax.model.attention import AttentionMask
 from albert_jax.model.layers import AlbertEmbeddings, AlbertTransformer, Dense, dropout
 from albert_jax.model.pretrained import PretrainedMixin
 from albert_jax.model.sharding import constrain
@@ -32,13 +38,13 @@ from albert_jax.model.sharding import constrain
 @struct.dataclass
 class AlbertModelOutput:
     last_hidden_state: jax.Array  # [batch, length, hidden]
-    pooler_output: jax.Array | None  # [batch, hidden]
+    pooler_output: jax.Array | None  # [batch, hidden], or [batch, examples, hidden] for packed rows
 
 
 @struct.dataclass
 class AlbertForPreTrainingOutput:
     prediction_logits: jax.Array  # [batch, length or predictions, vocab]
-    sop_logits: jax.Array  # [batch, 2]
+    sop_logits: jax.Array  # [batch, 2], or [batch, examples, 2] for packed rows
 
 
 @struct.dataclass
@@ -70,9 +76,19 @@ def _check_range(name: str, x: jax.Array, bound: int, bound_name: str) -> None:
         raise InputError(f"{name} holds {high}; it must be less than {bound_name} ({bound})")
 
 
-def _check_inputs(config: AlbertConfig, input_ids, attention_mask, token_type_ids, position_ids):
+def _positions_in_segments(segment_ids: jax.Array) -> jax.Array:
+    """Each token's offset from the first token of its segment: positions restart per example."""
+    index = jnp.arange(segment_ids.shape[1], dtype=jnp.int32)
+    first = jnp.concatenate([jnp.ones_like(segment_ids[:, :1], bool),
+                             segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1)
+    return index - jax.lax.cummax(jnp.where(first, index, 0), axis=1)
+
+
+def _check_inputs(config: AlbertConfig, input_ids, attention_mask, token_type_ids, position_ids,
+                  segment_ids=None):
     """Validates shapes (never broadcasts silently) and, on concrete arrays, index ranges, and
-    fills in Hugging Face's defaults."""
+    fills in Hugging Face's defaults. Returns the ids, the AttentionMask, the token type ids
+    and the position ids."""
     input_ids = jnp.asarray(input_ids)
     _check_rank("input_ids", input_ids, 2, "[batch, length]")
     if not jnp.issubdtype(input_ids.dtype, jnp.integer):
@@ -86,25 +102,36 @@ def _check_inputs(config: AlbertConfig, input_ids, attention_mask, token_type_id
         "token_type_ids": lambda: jnp.zeros((batch, length), jnp.int32),
         "position_ids": lambda: jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length)),
     }
-    given = {"attention_mask": attention_mask, "token_type_ids": token_type_ids,
-             "position_ids": position_ids}
+    if segment_ids is not None and attention_mask is not None:
+        raise InputError("give attention_mask or segment_ids, not both (segment id 0 is padding)")
+    given = {"segment_ids": segment_ids, "attention_mask": attention_mask,
+             "token_type_ids": token_type_ids, "position_ids": position_ids}
     out = {}
     for name, value in given.items():
         if value is None:
-            out[name] = defaults[name]()
+            if name == "position_ids" and segment_ids is not None:
+                out[name] = _positions_in_segments(out["segment_ids"])
+            elif name in defaults:
+                out[name] = defaults[name]()
             continue
         value = jnp.asarray(value)
         if value.shape != input_ids.shape:
             raise InputError(f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, "
                              f"got {tuple(value.shape)}")
         out[name] = value
+    if segment_ids is not None and not jnp.issubdtype(out["segment_ids"].dtype, jnp.integer):
+        raise InputError(f"segment_ids must be integers, got {out['segment_ids'].dtype}")
     _check_range("input_ids", input_ids, config.vocab_size, "vocab_size")
     if token_type_ids is not None:
         _check_range("token_type_ids", out["token_type_ids"], config.type_vocab_size, "type_vocab_size")
     if position_ids is not None:
         _check_range("position_ids", out["position_ids"], config.max_position_embeddings,
                      "max_position_embeddings")
-    return input_ids, out["attention_mask"].astype(bool), out["token_type_ids"], out["position_ids"]
+    if segment_ids is None:
+        mask = AttentionMask.from_padding(out["attention_mask"])
+    else:
+        mask = AttentionMask(out["segment_ids"].astype(jnp.int32), packed=True)
+    return input_ids, mask, out["token_type_ids"], out["position_ids"]
 
 
 class AlbertModel(PretrainedMixin, nnx.Module):
@@ -140,29 +167,35 @@ class AlbertModel(PretrainedMixin, nnx.Module):
         return self.dropout_rngs()
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 *, rngs=None, deterministic: bool | None = None) -> AlbertModelOutput:
+                 *, segment_ids=None, cls_positions=None, rngs=None,
+                 deterministic: bool | None = None) -> AlbertModelOutput:
         """Arguments and their checks as in the module docstring: index ranges raise InputError
-        on concrete arrays only; under jit an out-of-range id gives NaN or a wrapped index."""
+        on concrete arrays only; under jit an out-of-range id gives NaN or a wrapped index.
+        With `cls_positions` [batch, examples] the pooled output is [batch, examples, hidden]."""
         input_ids, mask, token_type_ids, position_ids = _check_inputs(
-            self.config, input_ids, attention_mask, token_type_ids, position_ids)
+            self.config, input_ids, attention_mask, token_type_ids, position_ids, segment_ids)
+        if segment_ids is not None and cls_positions is not None:
+            mask = mask.replace(max_segments=jnp.shape(cls_positions)[-1])
         key = self.dropout_key(rngs, deterministic)
         embedding_key, encoder_key = jax.random.split(key) if key is not None else (None, None)
         x = self.embeddings(input_ids, token_type_ids, position_ids, rngs=embedding_key)
         hidden = self.encoder(x, mask, rngs=encoder_key)
-        pooled = jnp.tanh(self.pooler(hidden[:, 0])) if self.pooler is not None else None
+        pooled = None
+        if self.pooler is not None:
+            cls = hidden[:, 0] if cls_positions is None else _gather_positions(hidden, cls_positions, "cls_positions")
+            pooled = jnp.tanh(self.pooler(cls))
         return AlbertModelOutput(last_hidden_state=hidden, pooler_output=pooled)
 
 
-def _gather_positions(hidden: jax.Array, positions) -> jax.Array:
-    """hidden[b, positions[b, p]] -> [batch, predictions, hidden]."""
+def _gather_positions(hidden: jax.Array, positions, name: str = "masked_lm_positions") -> jax.Array:
+    """hidden[b, positions[b, p]] -> [batch, positions, hidden]; `name` names the argument."""
     positions = jnp.asarray(positions)
-    _check_rank("masked_lm_positions", positions, 2, "[batch, predictions]")
+    _check_rank(name, positions, 2, "[batch, positions]")
     if positions.shape[0] != hidden.shape[0]:
-        raise InputError(f"masked_lm_positions has batch {positions.shape[0]}, input_ids has "
-                         f"{hidden.shape[0]}")
+        raise InputError(f"{name} has batch {positions.shape[0]}, input_ids has {hidden.shape[0]}")
     if not jnp.issubdtype(positions.dtype, jnp.integer):
-        raise InputError(f"masked_lm_positions must be integers, got {positions.dtype}")
-    _check_range("masked_lm_positions", positions, hidden.shape[1], "the input length")
+        raise InputError(f"{name} must be integers, got {positions.dtype}")
+    _check_range(name, positions, hidden.shape[1], "the input length")
     gathered = jnp.take_along_axis(hidden, positions[..., None].astype(jnp.int32), axis=1)
     return constrain(gathered, ("batch", "length", "act_hidden"))
 
@@ -171,11 +204,12 @@ class _AlbertWithHead(PretrainedMixin, nnx.Module):
     """A task model: `self.albert` (the base model) plus heads; splits the dropout key for both."""
 
     def _encode(self, input_ids, attention_mask, token_type_ids, position_ids,
-                                     rngs, deterministic):
+                rngs, deterministic, **packing):
+        """`packing`: the base model's `segment_ids` and `cls_positions`, where given."""
         key = self.albert.dropout_key(rngs, deterministic)
         encoder_key, head_key = jax.random.split(key) if key is not None else (None, None)
         out = self.albert(input_ids, attention_mask, token_type_ids, position_ids,
-                          rngs=encoder_key, deterministic=key is None)
+                          rngs=encoder_key, deterministic=key is None, **packing)
         return out, head_key
 
 
@@ -189,12 +223,15 @@ class AlbertForPreTraining(_AlbertWithHead):
         self.sop_classifier = AlbertSOPHead(config, rngs=rngs)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 masked_lm_positions=None, *, rngs=None,
+                 masked_lm_positions=None, *, segment_ids=None, cls_positions=None, rngs=None,
                  deterministic=None) -> AlbertForPreTrainingOutput:
         """With `masked_lm_positions` [batch, predictions], the MLM head runs only there (as the
-        original does); without, at every position (as Hugging Face does)."""
+        original does); without, at every position (as Hugging Face does). Packed rows give
+        `segment_ids` and `cls_positions` [batch, examples]: `sop_logits` are then
+        [batch, examples, 2], one prediction per example."""
         out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                     rngs, deterministic)
+                                     rngs, deterministic, segment_ids=segment_ids,
+                                     cls_positions=cls_positions)
         hidden = out.last_hidden_state
         if masked_lm_positions is not None:
             hidden = _gather_positions(hidden, masked_lm_positions)

@@ -39,24 +39,39 @@ from albert_jax.train.task import Batch, FieldSpec, Sums
 SUM_KEYS = ("mlm_nll", "mlm_correct", "mlm_count", "sop_nll", "sop_correct", "examples")
 
 
+def _sop_weights(batch: Batch) -> jax.Array:
+    """1 per example: packed rows weight their entries (0 for unused ones), a padded row is one."""
+    if "sentence_order_weights" in batch:
+        return batch["sentence_order_weights"].astype(jnp.float32)
+    return jnp.ones(batch["sentence_order_label"].shape, jnp.float32)
+
+
 def pretraining_sums(model: nnx.Module, batch: Batch, dropout_key: jax.Array | None) -> Sums:
-    """MLM at the masked positions (weighted by masked_lm_weights) and SOP, as sums."""
-    out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                masked_lm_positions=batch["masked_lm_positions"], rngs=dropout_key)
+    """MLM at the masked positions (weighted by masked_lm_weights) and SOP, as sums.
+
+    Packed batches (`data.packing`) give the same sums as the same examples padded one per row.
+    """
+    if "segment_ids" in batch:
+        rows = dict(segment_ids=batch["segment_ids"], position_ids=batch["position_ids"],
+                    cls_positions=batch["cls_positions"])
+    else:
+        rows = dict(attention_mask=batch["attention_mask"])
+    out = model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                masked_lm_positions=batch["masked_lm_positions"], rngs=dropout_key, **rows)
     weights = batch["masked_lm_weights"].astype(jnp.float32)
     ids = batch["masked_lm_ids"]
     mlm_nll = optax.softmax_cross_entropy_with_integer_labels(out.prediction_logits, ids)
     mlm_hit = jnp.argmax(out.prediction_logits, axis=-1) == ids
-    labels = batch["sentence_order_label"]
+    labels, sop_weights = batch["sentence_order_label"], _sop_weights(batch)
     sop_nll = optax.softmax_cross_entropy_with_integer_labels(out.sop_logits, labels)
     sop_hit = jnp.argmax(out.sop_logits, axis=-1) == labels
     return {
         "mlm_nll": jnp.sum(mlm_nll * weights),
         "mlm_correct": jnp.sum(mlm_hit * weights),
         "mlm_count": jnp.sum(weights),
-        "sop_nll": jnp.sum(sop_nll),
-        "sop_correct": jnp.sum(sop_hit.astype(jnp.float32)),
-        "examples": jnp.asarray(labels.shape[0], jnp.float32),
+        "sop_nll": jnp.sum(sop_nll * sop_weights),
+        "sop_correct": jnp.sum(sop_hit * sop_weights),
+        "examples": jnp.sum(sop_weights),
     }
 
 
@@ -97,6 +112,9 @@ class PretrainingTask:
         data = PretrainingDataConfig(max_seq_length=config.seq_length, seed=config.seed, **options)
         if config.data.num_workers < 0:
             raise InputError(f"data.num_workers must not be negative, got {config.data.num_workers}")
+        if data.packing and config.data.source == "synthetic":
+            raise InputError("data.packing needs real examples to pack: data.source 'synthetic' "
+                             "makes padded rows only; use 'builtin' or a prepared dataset")
         if config.data.shuffle_window < 1:
             raise InputError(f"data.shuffle_window must be at least 1 (1: no shuffling), got "
                              f"{config.data.shuffle_window}")
@@ -122,7 +140,7 @@ class PretrainingTask:
 
     def normalisers(self, batch: Batch) -> dict[str, jax.Array]:
         return {"mlm_count": jnp.maximum(jnp.sum(batch["masked_lm_weights"].astype(jnp.float32)), 1.0),
-                "examples": jnp.asarray(batch["sentence_order_label"].shape[0], jnp.float32)}
+                "examples": jnp.maximum(jnp.sum(_sop_weights(batch)), 1.0)}
 
     def loss(self, sums: Sums, normalisers: dict[str, jax.Array]) -> jax.Array:
         return sums["mlm_nll"] / normalisers["mlm_count"] + sums["sop_nll"] / normalisers["examples"]
