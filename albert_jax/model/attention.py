@@ -147,7 +147,6 @@ def _cudnn(query, key, value, mask: AttentionMask) -> jax.Array:
 # -- splash (TPU) -----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
 def _splash_kernel(heads: int, length: int, interpret: bool):
     from jax.experimental.pallas.ops.tpu import splash_attention as splash
 
@@ -155,7 +154,8 @@ def _splash_kernel(heads: int, length: int, interpret: bool):
     blocks = splash.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block,
                                block_q_dkv=block, block_kv_dkv=block, block_kv_dkv_compute=block,
                                block_q_dq=block, block_kv_dq=block)
-    # Every query may see every key; the segment ids alone restrict attention.
+    # Every query may see every key; the segment ids alone restrict attention. Made per trace
+    # (not cached): the kernel holds arrays, which inside a trace are that trace's values.
     full = splash.MultiHeadMask([splash.FullMask((length, length))] * heads)
     return splash.make_splash_mha(full, block_sizes=blocks, head_shards=1, q_seq_shards=1,
                                   interpret=interpret)

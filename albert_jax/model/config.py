@@ -21,7 +21,7 @@ from albert_jax.errors import InputError
 
 ACTIVATIONS = ("gelu_new", "gelu", "relu", "silu", "swish", "tanh", "linear")
 DTYPES = ("float32", "bfloat16", "float16")
-ATTENTION_IMPLEMENTATIONS = ("xla", "cudnn")
+ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn", "splash")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 
 # The original TF code calls its tanh-approximated GELU "gelu"; Hugging Face calls that "gelu_new".
@@ -79,9 +79,10 @@ class AlbertConfig:
     # Computation: activations in `dtype`, parameters stored in `param_dtype`.
     dtype: str = "float32"
     param_dtype: str = "float32"
-    # "xla": explicit softmax attention (supports attention dropout; runs everywhere).
-    # "cudnn": jax.nn.dot_product_attention's fused cuDNN kernel (NVIDIA GPUs only).
-    attention_implementation: str = "xla"
+    # "auto": the fused kernel of the device where it applies (cuDNN on GPUs, splash on TPUs),
+    # else "xla", explicit softmax attention (the only one with attention dropout). "cudnn" and
+    # "splash" force a kernel. See `model.attention`.
+    attention_implementation: str = "auto"
     # What the shared-layer loop body keeps for the backward pass (jax.checkpoint policy).
     remat_policy: str = "none"
     # Run the layer applications as a loop (compile time flat in depth). False unrolls them: a

@@ -27,9 +27,9 @@ import numpy as np
 from flax import nnx, struct
 
 from albert_jax.errors import InputError
+from albert_jax.model.attention import AttentionMask
 from albert_jax.model.config import AlbertConfig
 from albert_jax.model.heads import AlbertMLMHead, AlbertSOPHead
-from albert_jax.model.attention import AttentionMask
 from albert_jax.model.layers import AlbertEmbeddings, AlbertTransformer, Dense, dropout
 from albert_jax.model.pretrained import PretrainedMixin
 from albert_jax.model.sharding import constrain

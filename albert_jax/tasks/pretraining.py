@@ -112,9 +112,6 @@ class PretrainingTask:
         data = PretrainingDataConfig(max_seq_length=config.seq_length, seed=config.seed, **options)
         if config.data.num_workers < 0:
             raise InputError(f"data.num_workers must not be negative, got {config.data.num_workers}")
-        if data.packing and config.data.source == "synthetic":
-            raise InputError("data.packing needs real examples to pack: data.source 'synthetic' "
-                             "makes padded rows only; use 'builtin' or a prepared dataset")
         if config.data.shuffle_window < 1:
             raise InputError(f"data.shuffle_window must be at least 1 (1: no shuffling), got "
                              f"{config.data.shuffle_window}")
@@ -177,6 +174,10 @@ class PretrainingData:
         self.tokenizer_path: Path | None = None
         self.has_eval = task.eval_steps > 0
         if task.source == "synthetic":
+            # Checked here, not with the config: `albert-jax compile` may lower packed batches.
+            if task.data.packing:
+                raise InputError("data.packing needs real examples to pack: data.source 'synthetic' "
+                                 "makes padded rows only; use 'builtin' or a prepared dataset")
             return
         if task.source == "builtin":
             tokenizer_path, dataset_dir = builtin_dataset(model.vocab_size)
