@@ -4,7 +4,6 @@ that share nothing but the bucket."""
 
 import itertools
 import json
-import re
 import subprocess
 import sys
 
@@ -24,9 +23,9 @@ KILL_WORKER = str(epath.Path(__file__).with_name("kill_worker.py"))
 def _fresh(path: str) -> epath.Path:
     """`path`, with what this process's gcsfs remembers of the bucket's listings forgotten: other
     processes (and tensorstore, in this one) wrote there since."""
-    import fsspec
+    from etils.epath import backend
 
-    fsspec.filesystem("gs").invalidate_cache()
+    backend.fsspec_backend.fs(path).invalidate_cache()
     return epath.Path(path)
 
 
@@ -96,7 +95,7 @@ def test_a_run_killed_in_gcs_resumes_to_the_losses_of_an_uninterrupted_one(runs)
     for name in ("config.json", "spiece.model"):
         assert (workdir / name).read_bytes() == (epath.Path(runs["local"]) / name).read_bytes(), name
     assert json.loads((workdir / "train_config.json").read_text())["data"]["source"].startswith("gs://")
-    assert checkpoint.saved_steps(workdir) == [5, 10]
+    assert sorted(checkpoint.saved_steps(workdir)) == [5, 10]
     assert [p.name.startswith("events.out.tfevents") for p in (workdir / "tensorboard").iterdir()] == [True, True]
 
 
@@ -110,7 +109,7 @@ def _params(model) -> dict:
 
 
 def test_from_pretrained_and_save_pretrained_in_gcs(runs, gcs_dir):
-    from_workdir = AlbertForPreTraining.from_pretrained(runs["gs"])
+    from_workdir = AlbertForPreTraining.from_pretrained(_fresh(runs["gs"]))
     expected = _params(AlbertForPreTraining.from_pretrained(runs["local"]))
     jax.tree.map(np.testing.assert_array_equal, _params(from_workdir), expected)
     for layout in ("hf", "native"):
@@ -124,7 +123,7 @@ def test_init_from_gcs(runs, gcs_dir, corpus):
     from albert_jax.train import config as config_lib
     from albert_jax.train import loop
 
-    model = AlbertForPreTraining.from_pretrained(runs["gs"])
+    model = AlbertForPreTraining.from_pretrained(_fresh(runs["gs"]))
     model.save_pretrained(f"{gcs_dir}/hf")
     config = config_lib.load_config(TINY_CONFIG, [f"--config.init_from={gcs_dir}/hf", *corpus["gs"]])
     checked = loop.check_input(resolve(config), f"{gcs_dir}/fresh")
@@ -142,12 +141,11 @@ def test_two_processes_share_only_gcs(runs, corpus, gcs_dir, compile_cache, tmp_
                       devices=2, compile_cache=compile_cache, stdout=subprocess.PIPE,
                       stderr=open(tmp_path / f"stderr_{i}", "w"), text=True)
                  for i in range(2)]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
     for i, process in enumerate(processes):
-        process.communicate(timeout=600)
         assert process.returncode == 0, (tmp_path / f"stderr_{i}").read_text()[-3000:]
-    assert checkpoint.saved_steps(_fresh(gcs_dir)) == [5, 6]
-    losses = _losses(gcs_dir)
-    assert sorted(losses) == list(range(1, 7))
-    # Same data, same model: the first step's loss is the one-process run's (up to the order of sums).
-    assert losses[1] == pytest.approx(_losses(runs["local"])[1], rel=1e-5)
-    assert re.search(r"resuming", (tmp_path / "stderr_0").read_text()) is None
+    assert sorted(checkpoint.saved_steps(_fresh(gcs_dir))) == [5, 6]
+    assert sorted(_losses(gcs_dir)) == list(range(1, 7))
+    # Only process 0 writes: the other's files would have raced it in the bucket.
+    assert ["step 6:" in output for output in outputs] == [True, False]
+    assert (epath.Path(gcs_dir) / "spiece.model").exists()
