@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import sentencepiece as spm
+from etils import epath
 
 from albert_jax.data.corpus import TextFiles, sentences
 from albert_jax.errors import InputError
@@ -90,7 +91,7 @@ class Tokenizer:
         keep_accents: bool = False,
     ) -> None:
         """Wraps serialized SentencePiece model bytes; `path` only names it in messages."""
-        self.path = Path(path) if path is not None else None
+        self.path = epath.Path(path) if path is not None else None
         self.do_lower_case, self.remove_space, self.keep_accents = (
             do_lower_case, remove_space, keep_accents)
         self._model = model
@@ -122,7 +123,7 @@ class Tokenizer:
         """Loads a .model file: ours, the original ALBERT 30k-clean.model, or any SentencePiece
         model that has the special pieces. `options`: the preprocessing keywords of `__init__`."""
         try:
-            model = Path(path).read_bytes()
+            model = epath.Path(path).read_bytes()
         except OSError as error:
             raise InputError(f"cannot read tokenizer {str(path)!r}: {error.strerror}") from error
         return cls(model, path, **options)

@@ -17,6 +17,9 @@ import os
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from etils import epath
+
+from albert_jax import storage
 from albert_jax.errors import InputError
 
 ACTIVATIONS = ("gelu_new", "gelu", "relu", "silu", "swish", "tanh", "linear")
@@ -262,19 +265,18 @@ class AlbertConfig:
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> AlbertConfig:
         """Reads `albert_config.json` (original layout) or any other name (Hugging Face layout)."""
-        path = os.fspath(path)
+        path = epath.Path(path)
         try:
-            with open(path) as f:
-                data = json.load(f)
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             raise InputError(f"{path}: no such config file") from None
         except json.JSONDecodeError as error:
             raise InputError(f"{path}: not valid JSON ({error})") from None
         if not isinstance(data, dict):
             raise InputError(f"{path}: expected a JSON object")
-        if os.path.basename(path) == "albert_config.json" and "model_type" not in data:
-            return cls.from_original_dict(data, source=path)
-        return cls.from_dict(data, source=path)
+        if path.name == "albert_config.json" and "model_type" not in data:
+            return cls.from_original_dict(data, source=str(path))
+        return cls.from_dict(data, source=str(path))
 
     def to_json_file(self, path: str | os.PathLike, *, layout: str = "hf", **hf_options: Any) -> None:
         """Writes `layout` "hf" (Hugging Face config.json; `hf_options` go to `to_hf_dict`) or
@@ -282,9 +284,7 @@ class AlbertConfig:
         if layout not in ("hf", "original"):
             raise InputError(f"unknown config layout {layout!r}; choose hf or original")
         data = self.to_hf_dict(**hf_options) if layout == "hf" else self.to_original_dict()
-        with open(path, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
+        storage.write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _default_label_names(num_labels: int) -> tuple[str, ...]:
