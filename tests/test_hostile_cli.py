@@ -179,3 +179,21 @@ def test_a_vocabulary_the_builtin_corpus_cannot_make_says_what_to_set(root, monk
                    "failed: Vocabulary size too high (256)")
     assert "set --config.data.source to a dataset made by `albert-jax data prepare`" in stderr
     assert tree(root) == before  # no workdir, and no cache folder holding only a stale lock
+
+
+def test_a_dataset_without_training_documents_is_refused_before_the_workdir(root):
+    """A prepared dataset whose every document was held out for evaluation."""
+    from albert_jax.data.corpus import TextFiles
+    from albert_jax.data.prepare import prepare
+    from albert_jax.data.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.train([root / "corpus.txt"], 32, output_prefix=root / "tokenizer")
+    summary = prepare(TextFiles([root / "corpus.txt"]), tokenizer, root / "prepared",
+                      eval_fraction=0.999, num_workers=0, progress=False)
+    assert summary.documents == {"train": 0, "validation": 2}
+    before = tree(root)
+    status, stderr = run("pretrain", "--config", TINY_CONFIG, "--workdir", root / "run",
+                         f"--config.data.source={root / 'prepared'}", f"--config.data.tokenizer={tokenizer.path}",
+                         "--config.model.vocab_size=32")
+    assert_refused(status, stderr, "pretrain", f"the prepared dataset '{root / 'prepared'}' has no training documents")
+    assert tree(root) == before
