@@ -43,6 +43,7 @@ def root(tmp_path, monkeypatch) -> Path:
                                         "def get_config(:\n")
     (tmp_path / "config.json").write_text('{"learning_rate": 0.1}\n')
     (tmp_path / "nul.py").write_bytes(b"def get_config():\x00\n")
+    (tmp_path / "sized.py").write_text("def get_config(size):\n    raise AssertionError\n")
     (tmp_path / "corpus.txt").write_text(CORPUS)
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 5.0}\n')
     return tmp_path
@@ -95,6 +96,9 @@ CASES = {
                                      f"{TINY_CONFIG}: get_config() does not take the argument 'v2'"),
     "argument-to-a-shipped-config-without": (["pretrain", "--config", "pretrain/tiny.py:v2"],
                                              "tiny.py: get_config() does not take the argument 'v2'"),
+    "argument-missing": (["pretrain", "--config", "{root}/sized.py"],
+                         "{root}/sized.py: get_config(size) needs an argument: give it after ':' in "
+                         "--config, e.g. sized.py:ARG"),
     # Process layouts JAX would refuse with a traceback.
     "no-processes": (["pretrain", "--config", TINY_CONFIG, *CLUSTER, "--num-processes", "0",
                       "--process-id", "0"], "argument --num-processes: must be at least 1, got 0"),

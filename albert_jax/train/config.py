@@ -261,9 +261,10 @@ def _run_config_file(path: Path, arg: str | None) -> ml_collections.ConfigDict:
     try:
         inspect.signature(module.get_config).bind(*args)
     except TypeError:
-        raise InputError(f"{path}: get_config{inspect.signature(module.get_config)} does not take "
-                         + (f"the argument {arg!r} (given after ':' in --config)" if args
-                            else "a call without an argument; pass one after ':' in --config")) from None
+        signature = f"{path}: get_config{inspect.signature(module.get_config)}"
+        raise InputError(f"{signature} does not take the argument {arg!r} (given after ':' in --config)"
+                         if args else f"{signature} needs an argument: give it after ':' in --config, "
+                         f"e.g. {path.name}:ARG") from None
     config = module.get_config(*args)
     if not isinstance(config, ml_collections.ConfigDict):
         raise InputError(f"{path}: get_config returned {type(config).__name__}, not a ConfigDict")
