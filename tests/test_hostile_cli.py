@@ -49,6 +49,16 @@ def root(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    """A 32-piece tokenizer of CORPUS, kept outside the tests' folders."""
+    from albert_jax.data.tokenizer import Tokenizer
+
+    corpus = tmp_path_factory.mktemp("tokenizer") / "corpus.txt"
+    corpus.write_text(CORPUS)
+    return Tokenizer.train([corpus], 32, output_prefix=corpus.with_name("tokenizer"))
+
+
 def tree(directory: Path) -> dict[str, bytes | None]:
     """Every path under `directory`, with a file's contents: to show that nothing changed."""
     return {str(p.relative_to(directory)): p.read_bytes() if p.is_file() else None
@@ -151,11 +161,14 @@ def read_only(root) -> Path:
     (["pretrain", "--config", TINY_CONFIG, "--workdir", "{folder}"], "{folder} is not writable"),
     (["pretrain", "--config", TINY_CONFIG, "--workdir", "{folder}/run"], "{folder} is not writable"),
     ([*TOKENIZER, "--output", "{folder}/tokenizer"], "cannot write '{folder}': "),
+    (["data", "prepare", "--input", "{root}/corpus.txt", "--tokenizer", "{tokenizer}", "--output",
+      "{folder}/prepared"], "cannot write '{folder}/prepared.partial': "),
     (["plot", "{root}", "--output", "{folder}/curves.png"], "cannot write '{folder}/curves.png': "),
-], ids=["pretrain-workdir", "pretrain-workdir-inside", "tokenizer-output", "plot-output"])
-def test_a_read_only_output_is_refused(argv, message, root, read_only):
+], ids=["pretrain-workdir", "pretrain-workdir-inside", "tokenizer-output", "prepare-output",
+        "plot-output"])
+def test_a_read_only_output_is_refused(argv, message, root, read_only, tokenizer):
     before = tree(root)
-    status, stderr = run(*(arg.format(root=root, folder=read_only) for arg in argv))
+    status, stderr = run(*(arg.format(root=root, folder=read_only, tokenizer=tokenizer.path) for arg in argv))
     assert_refused(status, stderr, argv[0], message.format(folder=read_only))
     assert tree(root) == before
 
@@ -185,13 +198,11 @@ def test_a_vocabulary_the_builtin_corpus_cannot_make_says_what_to_set(root, monk
     assert tree(root) == before  # no workdir, and no cache folder holding only a stale lock
 
 
-def test_a_dataset_without_training_documents_is_refused_before_the_workdir(root):
+def test_a_dataset_without_training_documents_is_refused_before_the_workdir(root, tokenizer):
     """A prepared dataset whose every document was held out for evaluation."""
     from albert_jax.data.corpus import TextFiles
     from albert_jax.data.prepare import prepare
-    from albert_jax.data.tokenizer import Tokenizer
 
-    tokenizer = Tokenizer.train([root / "corpus.txt"], 32, output_prefix=root / "tokenizer")
     summary = prepare(TextFiles([root / "corpus.txt"]), tokenizer, root / "prepared",
                       eval_fraction=0.999, num_workers=0, progress=False)
     assert summary.documents == {"train": 0, "validation": 2}
