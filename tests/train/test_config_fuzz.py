@@ -33,21 +33,25 @@ def stop_before_training(monkeypatch, in_process_cache):
     monkeypatch.setattr(loop, "_train", reached)
 
 
-def pretrain(*args) -> tuple[int | None, str]:
-    """(exit status, or None when training was reached; stderr) of `albert-jax pretrain ARGS`."""
+def run_command(command: str, *args) -> tuple[int | None, str]:
+    """(exit status, or None when training was reached; stderr) of `albert-jax COMMAND ARGS`."""
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         try:
-            status = albert_jax.cli.main(["pretrain", *map(str, args)])
+            status = albert_jax.cli.main([command, *map(str, args)])
         except ReachedTraining:
             status = None
     return status, stderr.getvalue()
 
 
-def assert_refused(status: int | None, stderr: str, message: str = "") -> None:
+def pretrain(*args) -> tuple[int | None, str]:
+    return run_command("pretrain", *args)
+
+
+def assert_refused(status: int | None, stderr: str, message: str = "", command: str = "pretrain") -> None:
     lines = stderr.strip().splitlines()
     assert status == 2, stderr
-    assert len(lines) == 1 and lines[0].startswith("albert-jax pretrain: error: "), stderr
+    assert len(lines) == 1 and lines[0].startswith(f"albert-jax {command}: error: "), stderr
     assert message in lines[0]
 
 
@@ -71,9 +75,16 @@ VALUES = st.one_of(
                      "'x'", "/nonexistent", "lamb", "adamw", "skip", "base-v2", "bfloat16"]),
     st.text(max_size=6),
 )
-OVERRIDES = st.lists(st.builds(lambda key, value: f"--config.{key}={value}",
-                               st.sampled_from([*KEYS, "mesh.fsdb", "lr", "model.hidden"]),
-                               VALUES), min_size=1, max_size=3)
+
+
+def overrides(keys: list[str]) -> st.SearchStrategy[list[str]]:
+    """One to three `--config.KEY=VALUE` of `keys` and of keys that do not exist."""
+    return st.lists(st.builds(lambda key, value: f"--config.{key}={value}",
+                              st.sampled_from([*keys, "mesh.fsdb", "lr", "model.hidden"]),
+                              VALUES), min_size=1, max_size=3)
+
+
+OVERRIDES = overrides(KEYS)
 
 
 @pytest.fixture
