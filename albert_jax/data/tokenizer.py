@@ -157,10 +157,13 @@ class Tokenizer:
             raise InputError(f"no sentences found in {text.description}")
         try:
             prefix.parent.mkdir(parents=True, exist_ok=True)
+            # Train under a temporary name, then rename: an interrupted run leaves no half model.
+            scratch_directory = tempfile.TemporaryDirectory(dir=prefix.parent, prefix=".tokenizer-")
         except OSError as error:
-            raise InputError(f"cannot write {str(prefix.parent)!r}: {error.strerror}") from error
-        # Train under a temporary name, then rename: an interrupted run leaves no half model.
-        with tempfile.TemporaryDirectory(dir=prefix.parent, prefix=".tokenizer-") as scratch:
+            # mkdir says "File exists" of a parent that is a file.
+            reason = "a file, not a directory" if isinstance(error, FileExistsError) else error.strerror
+            raise InputError(f"cannot write {str(prefix.parent)!r}: {reason}") from error
+        with scratch_directory as scratch:
             scratch_prefix = Path(scratch, "model")
             try:
                 spm.SentencePieceTrainer.Train(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -111,6 +112,11 @@ class AlbertConfig:
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 fail(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        # A zero or negative epsilon lets layer norm divide by zero (or root a negative): NaNs.
+        if not math.isfinite(self.layer_norm_eps) or self.layer_norm_eps <= 0:
+            fail(f"layer_norm_eps must be a finite positive number, got {self.layer_norm_eps!r}")
+        if not math.isfinite(self.initializer_range) or self.initializer_range < 0:
+            fail(f"initializer_range must be a finite non-negative number, got {self.initializer_range!r}")
         choices = {
             "hidden_act": ACTIVATIONS, "dtype": DTYPES, "param_dtype": DTYPES,
             "attention_implementation": ATTENTION_IMPLEMENTATIONS, "remat_policy": REMAT_POLICIES,
