@@ -15,7 +15,8 @@ padding, `--predictions` masked positions per row) and dropout as the preset say
 `--warmup` steps each, the steps alternate A B C A B C and the table gives medians.
 
 Measured, and how:
-- tokens/s: batch x sequence / median step time; "ours x" is albert_jax's tokens/s over that row's.
+- tokens/s: batch x sequence / median step time; "ours x" is the first albert_jax row's
+  tokens/s over that row's.
 - model TFLOP/s: useful FLOPs only, counted once (`metrics.train_flops_per_example`: 3x the
   forward matmuls of every layer application, attention scores and mixing, the pooler and SOP
   classifier, and the MLM head at the masked positions only), whatever the implementation
@@ -33,12 +34,14 @@ The machine is usually shared: compare only within one run, and rerun to confirm
 
     python scripts/benchmark.py                               # base-v1, batch 8, seq 128 and 512
     python scripts/benchmark.py --seq 128 --steps 2 --warmup 1 --only albert_jax flax
+    python scripts/benchmark.py --seq 512 --remat none matmuls    # a row per remat policy
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import multiprocessing
 import os
 import statistics
@@ -50,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from albert_jax.model.config import AlbertConfig
+from albert_jax.model.config import REMAT_POLICIES, AlbertConfig
 from albert_jax.tasks import registry
 from albert_jax.train import config as config_lib
 from albert_jax.train import mesh as mesh_lib
@@ -322,13 +325,20 @@ def matmul_rate(config: AlbertConfig, tokens: int, repeats: int) -> float:
     return flops / seconds
 
 
+def _ours_label(policy: str) -> str:
+    return "albert_jax" if policy == "none" else f"albert_jax remat={policy}"
+
+
 def benchmark(args, seq: int) -> None:
     run = make_run(args.preset, args.batch, seq, args.predictions)
     batch = make_batch(run.model, args.batch, seq, args.predictions)
-    builders = {"albert_jax": lambda: albert_jax(run, batch),
-                "flax": lambda: flax_albert(run, batch),
+    builders = {"flax": lambda: flax_albert(run, batch),
                 "torch": lambda: pytorch_albert(run, batch, not args.skip_torch_memory)}
-    impls = {name: builders[name]() for name in args.only}
+    for policy in args.remat:
+        policy_run = run.replace(model=dataclasses.replace(run.model, remat_policy=policy))
+        builders[_ours_label(policy)] = functools.partial(albert_jax, policy_run, batch)
+    names = [n for n in builders if n.startswith("albert_jax")] if "albert_jax" in args.only else []
+    impls = {name: builders[name]() for name in names + [n for n in args.only if n != "albert_jax"]}
     times: dict[str, list[float]] = {name: [] for name in impls}
     for impl in impls.values():
         for _ in range(args.warmup):
@@ -342,18 +352,18 @@ def benchmark(args, seq: int) -> None:
     flops = run.task.flops_per_example(run.model) * args.batch
 
     tokens = args.batch * seq
-    ours = statistics.median(times["albert_jax"]) if "albert_jax" in times else None
+    ours = statistics.median(times[names[0]]) if names else None
     print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}, {args.predictions} masked "
           f"positions per row; {args.steps} alternating steps after {args.warmup} warm-up; "
           f"useful work {flops / 1e12:.3f} TFLOP per step; matmul rate {rate / 1e9:.0f} GFLOP/s")
-    print(f"{'implementation':<26}{'s/step':>8}{'tokens/s':>10}{'ours x':>9}{'TFLOP/s':>9}"
+    print(f"{'implementation':<30}{'s/step':>8}{'tokens/s':>10}{'ours x':>9}{'TFLOP/s':>9}"
           f"{'of matmul':>11}{'compile s':>11}{'peak MiB':>10}")
     for name, samples in times.items():
         impl, median = impls[name], statistics.median(samples)
         ratio = f"{median / ours:.2f}x" if ours else "-"
         compile_s = f"{impl.compile_s:.1f}" if impl.compile_s is not None else "-"
         peak = f"{impl.peak_bytes / 2**20:.0f}" if impl.peak_bytes is not None else "-"
-        print(f"{LABELS[name]:<26}{median:>8.2f}{tokens / median:>10.0f}{ratio:>9}"
+        print(f"{LABELS.get(name, name):<30}{median:>8.2f}{tokens / median:>10.0f}{ratio:>9}"
               f"{flops / median / 1e12:>9.3f}{flops / median / rate:>10.0%}{compile_s:>11}{peak:>10}")
     print("samples (s): " + "; ".join(f"{n} " + " ".join(f"{t:.2f}" for t in s) for n, s in times.items()),
           flush=True)
@@ -368,6 +378,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps of each implementation")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--only", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
+    parser.add_argument("--remat", nargs="+", default=["none"], choices=REMAT_POLICIES,
+                        help="albert_jax's remat_policy; one row each (the first is the reference)")
     parser.add_argument("--skip-torch-memory", action="store_true",
                         help="skip the child process that measures PyTorch's peak memory")
     args = parser.parse_args()
