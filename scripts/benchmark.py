@@ -339,6 +339,13 @@ def benchmark(args, seq: int) -> None:
         builders[_ours_label(policy)] = functools.partial(albert_jax, policy_run, batch)
     names = [n for n in builders if n.startswith("albert_jax")] if "albert_jax" in args.only else []
     impls = {name: builders[name]() for name in names + [n for n in args.only if n != "albert_jax"]}
+    if args.memory_only:
+        print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}: compile and peak memory only")
+        for name, impl in impls.items():
+            compile_s = f"{impl.compile_s:.1f} s" if impl.compile_s is not None else "-"
+            peak = f"{impl.peak_bytes / 2**20:.0f} MiB" if impl.peak_bytes is not None else "-"
+            print(f"{LABELS.get(name, name):<30} compile {compile_s:>8}   peak {peak:>10}", flush=True)
+        return
     times: dict[str, list[float]] = {name: [] for name in impls}
     for impl in impls.values():
         for _ in range(args.warmup):
@@ -380,6 +387,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
     parser.add_argument("--remat", nargs="+", default=["none"], choices=REMAT_POLICIES,
                         help="albert_jax's remat_policy; one row each (the first is the reference)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="compile and measure peak memory, time no steps")
     parser.add_argument("--skip-torch-memory", action="store_true",
                         help="skip the child process that measures PyTorch's peak memory")
     args = parser.parse_args()
