@@ -26,7 +26,7 @@ from albert_jax.errors import InputError
 ACTIVATIONS = ("gelu_new", "gelu", "relu", "silu", "swish", "tanh", "linear")
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn", "splash")
-REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch", "matmuls")
 
 # The original TF code calls its tanh-approximated GELU "gelu"; Hugging Face calls that "gelu_new".
 _ORIGINAL_TO_HF_ACTIVATION = {"gelu": "gelu_new", "relu": "relu", "tanh": "tanh", "linear": "linear"}
