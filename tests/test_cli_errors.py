@@ -136,16 +136,15 @@ def test_plot_refuses_an_output_in_a_missing_folder(workdir, capsys):
 
 
 def test_plot_to_a_read_only_output_keeps_the_old_file(workdir, capsys, monkeypatch):
-    from matplotlib.figure import Figure
+    from etils import epath
 
     output = workdir / "curves.png"
     output.write_bytes(b"an earlier plot")
 
-    def read_only(self, path, **kwargs):  # simulated: permissions do not bind root
-        Path(path).write_bytes(b"half a plot")
-        raise PermissionError(13, "Permission denied", str(path))
+    def read_only(self, target):  # simulated (permissions do not bind root): the rename fails
+        raise PermissionError(13, "Permission denied", str(target))
 
-    monkeypatch.setattr(Figure, "savefig", read_only)
+    monkeypatch.setattr(epath.gpath.PosixGPath, "replace", read_only)
     code, _, err = _plot(capsys, workdir, "--output", output)
     assert code == 2
     _one_line_error(err, f"cannot write '{output}': Permission denied")

@@ -152,7 +152,7 @@ def test_bfloat16_parameters_run():
      "token_type_ids must have the shape"),
     (dict(input_ids=np.zeros((2, 8), np.int32), position_ids=np.arange(8)), "position_ids must have the shape"),
     (dict(input_ids=np.zeros((2, 8), np.int32), masked_lm_positions=np.zeros((2,), np.int32)),
-     r"masked_lm_positions must be \[batch, predictions\]"),
+     r"masked_lm_positions must be \[batch, positions\] \(rank 2\)"),
     (dict(input_ids=np.zeros((2, 8), np.int32), masked_lm_positions=np.zeros((3, 2), np.int32)),
      "masked_lm_positions has batch 3, input_ids has 2"),
 ])
