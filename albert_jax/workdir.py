@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import os
 
+from etils import epath
+
+from albert_jax import storage
+
 MODEL_CONFIG = "config.json"
 TRAIN_CONFIG = "train_config.json"
 CONFIG_CHANGES = "config_changes.jsonl"
@@ -29,16 +33,27 @@ BEST_RECORD = "best.json"
 RESULTS = "eval_results.json"
 METRICS = "metrics.jsonl"
 TENSORBOARD = "tensorboard"
+# What orbax writes last into a checkpoint folder in an object store.
+_ORBAX_COMMIT_MARKER = "commit_success.txt"
 
 
-def checkpoint_params(workdir: str | os.PathLike, step: int) -> str:
+def checkpoint_params(workdir: str | os.PathLike, step: int) -> epath.Path:
     """The parameters of the checkpoint at `step`."""
-    return os.path.join(workdir, CHECKPOINTS, str(step), PARAMS)
+    return epath.Path(workdir) / CHECKPOINTS / str(step) / PARAMS
+
+
+def is_complete(checkpoint_item: epath.Path) -> bool:
+    """Whether an item folder of a checkpoint (e.g. `checkpoint_params(...)`) was written to the
+    end. Locally orbax renames a folder into place when complete; in an object store, where it
+    cannot rename, it writes the folder in place and adds `commit_success.txt` last."""
+    if storage.is_local(checkpoint_item):
+        return checkpoint_item.is_dir()
+    return (checkpoint_item / _ORBAX_COMMIT_MARKER).exists()
 
 
 def checkpoint_steps_on_disk(workdir: str | os.PathLike) -> list[int]:
     """The step folders under WORKDIR/checkpoints, complete or not, in ascending order."""
-    directory = os.path.join(workdir, CHECKPOINTS)
-    if not os.path.isdir(directory):
+    directory = epath.Path(workdir) / CHECKPOINTS
+    if not directory.is_dir():
         return []
-    return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+    return sorted(int(child.name) for child in directory.iterdir() if child.name.isdigit())

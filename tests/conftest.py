@@ -6,6 +6,9 @@ import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# gs:// through gcsfs, which the Cloud Storage tests point at an emulator (tests/gcs): epath would
+# take TensorFlow's tf.io.gfile, which cannot be pointed at one. Set before epath first decides.
+os.environ.setdefault("EPATH_USE_TF", "false")
 
 
 @pytest.fixture(scope="session")

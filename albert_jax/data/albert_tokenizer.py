@@ -17,11 +17,12 @@ import json
 import os
 import re
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from etils.epath import Path
 
+from albert_jax import storage
 from albert_jax.data.tokenizer import SPECIAL_PIECES, Tokenizer
 from albert_jax.errors import InputError
 
@@ -139,7 +140,7 @@ class AlbertTokenizer:
         transformers' AlbertTokenizer (and AutoTokenizer) load with the same ids."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / HF_MODEL_FILE).write_bytes(self.tokenizer.model_bytes)
+        storage.write_atomically(directory / HF_MODEL_FILE, self.tokenizer.model_bytes)
         names = {"bos_token": self.cls_token, "eos_token": self.sep_token,
                  "unk_token": self.unk_token, "sep_token": self.sep_token,
                  "pad_token": self.pad_token, "cls_token": self.cls_token}
@@ -500,4 +501,4 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    storage.write_atomically(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")

@@ -6,6 +6,7 @@ Python build it comes from) and the vocabulary size.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -16,6 +17,7 @@ from pathlib import Path
 from albert_jax.data import prepare
 from albert_jax.data.corpus import BuiltinCorpus, sentences
 from albert_jax.data.tokenizer import Tokenizer
+from albert_jax.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +43,31 @@ def builtin_dataset(vocab_size: int) -> tuple[Path, Path]:
     root = cache_dir() / f"builtin-{key}-vocab{vocab_size}"
     tokenizer_path, dataset_dir = root / "tokenizer.model", root / "documents"
     if jax.process_index() == 0:
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            lock = open(root / ".lock", "w")
+        except OSError as error:
+            raise InputError(f"cannot write the cache {str(root)!r} ({error.strerror}); set "
+                             "ALBERT_JAX_CACHE to a writable directory") from None
         # Two runs starting at once on one machine: the second waits for the first's files.
-        with open(root / ".lock", "w") as lock:
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not tokenizer_path.exists():
                 log.info("training a %d-piece tokenizer on the built-in corpus -> %s", vocab_size,
                          tokenizer_path)
-                Tokenizer.train(sentences(corpus), vocab_size, output_prefix=root / "tokenizer")
+                try:
+                    Tokenizer.train(sentences(corpus), vocab_size, output_prefix=root / "tokenizer")
+                except InputError as error:
+                    # Nothing made: leave no folder holding only the lock.
+                    (root / ".lock").unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        root.rmdir()
+                    raise InputError(
+                        f"the built-in corpus (data.source=builtin), a small corpus to try albert_jax "
+                        f"on, cannot make a {vocab_size}-piece tokenizer ({error}): set "
+                        "--config.data.source to a dataset made by `albert-jax data prepare` and "
+                        "--config.data.tokenizer to its .model, or lower --config.model.vocab_size"
+                    ) from None
             if not dataset_dir.exists():
                 log.info("preparing the built-in corpus -> %s", dataset_dir)
                 prepare.prepare(corpus, Tokenizer.load(tokenizer_path), dataset_dir)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import operator
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils.epath import Path
 
 from albert_jax.data.tokenizer import Tokenizer
 from albert_jax.errors import InputError

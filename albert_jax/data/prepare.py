@@ -21,6 +21,11 @@ Whenever a shard fills, all open shards are closed and `progress.json` records h
 documents are done; a rerun with the same source, tokenizer and settings resumes from there and
 overwrites nothing that was finished, so no document is stored twice.
 
+To Cloud Storage (`gs://`), where nothing can be renamed or appended to, the dataset is prepared
+(and resumed) in a local staging folder under the albert_jax cache, then uploaded with
+`dataset_info.json` last: until that object exists the upload is unfinished, and a rerun
+uploads again.
+
 Bad input (a corpus without text, a file that turns out corrupt halfway) raises InputError and
 removes `DIR.partial` unless it holds documents from an earlier, interrupted run: fixing the
 input changes the corpus identity, so what this run wrote could never be resumed anyway.
@@ -46,8 +51,10 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 from array_record.python import array_record_module
+from etils import epath
 from tqdm import tqdm
 
+from albert_jax import storage
 from albert_jax.data.corpus import Corpus, Document
 from albert_jax.data.documents import (
     DATASET_NAME,
@@ -71,6 +78,8 @@ _ARRAY_RECORD_OPTIONS = "group_size:1"
 _PROGRESS_FILE = "progress.json"
 # In the progress file: whose it is. Only a folder whose progress file says so is ours to touch.
 _WRITTEN_BY = "albert-jax data prepare"
+# Written last: a dataset in an object store is complete once this object exists.
+_COMPLETE_MARKER = "dataset_info.json"
 # The ArrayRecord writer keeps ~50 bytes of index per record until its shard closes; this caps
 # that at ~10 MB when documents are tiny.
 _MAX_SHARD_RECORDS = 200_000
@@ -120,13 +129,22 @@ def prepare(
         raise InputError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
     if num_workers is not None and num_workers < 0:
         raise InputError(f"num_workers must be 0 or more, got {num_workers}")
-    output_dir = Path(output_dir)
     settings = {
         "format_version": FORMAT_VERSION,
         "source": source.identity,
         "tokenizer_fingerprint": tokenizer.fingerprint,
         "eval_fraction": eval_fraction,
     }
+    if not storage.is_local(output_dir):
+        output_dir = epath.Path(output_dir)
+        if (output_dir / _COMPLETE_MARKER).exists():
+            return _existing(output_dir, settings)
+        staged = prepare(source, tokenizer, _staging_dir(output_dir), eval_fraction=eval_fraction,
+                         num_workers=num_workers, shard_bytes=shard_bytes, chunk_chars=chunk_chars,
+                         progress=progress)
+        _upload(staged.output_dir, output_dir)
+        return dataclasses.replace(staged, output_dir=output_dir)
+    output_dir = Path(output_dir)
     if output_dir.exists():
         return _existing(output_dir, settings)
     partial = output_dir.with_name(output_dir.name + ".partial")
@@ -482,6 +500,23 @@ def _finish(
         ) from error
     # Until here a rerun resumes from the progress file; from here it finds the finished dir.
     (output_dir / _PROGRESS_FILE).unlink()
+
+
+def _staging_dir(output_dir: epath.Path) -> Path:
+    """The local folder where a dataset bound for `output_dir` (in an object store) is made."""
+    from albert_jax.data.builtin_dataset import cache_dir
+
+    key = hashlib.sha256(str(output_dir).encode()).hexdigest()[:12]
+    return cache_dir() / "staging" / f"{output_dir.name}-{key}"
+
+
+def _upload(staged: Path, output_dir: epath.Path) -> None:
+    """Copies the finished dataset `staged` to `output_dir`, the completion marker last, then
+    removes the local copy."""
+    files = sorted(path for path in staged.rglob("*") if path.is_file())
+    for path in sorted(files, key=lambda path: path.name == _COMPLETE_MARKER):
+        epath.Path(path).copy(output_dir / path.relative_to(staged).as_posix(), overwrite=True)
+    shutil.rmtree(staged)
 
 
 def _existing(output_dir: Path, settings: dict[str, Any]) -> PrepareSummary:

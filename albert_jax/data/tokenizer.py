@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import sentencepiece as spm
+from etils import epath
 
 from albert_jax.data.corpus import TextFiles, sentences
 from albert_jax.errors import InputError
@@ -90,7 +91,7 @@ class Tokenizer:
         keep_accents: bool = False,
     ) -> None:
         """Wraps serialized SentencePiece model bytes; `path` only names it in messages."""
-        self.path = Path(path) if path is not None else None
+        self.path = epath.Path(path) if path is not None else None
         self.do_lower_case, self.remove_space, self.keep_accents = (
             do_lower_case, remove_space, keep_accents)
         self._model = model
@@ -122,7 +123,7 @@ class Tokenizer:
         """Loads a .model file: ours, the original ALBERT 30k-clean.model, or any SentencePiece
         model that has the special pieces. `options`: the preprocessing keywords of `__init__`."""
         try:
-            model = Path(path).read_bytes()
+            model = epath.Path(path).read_bytes()
         except OSError as error:
             raise InputError(f"cannot read tokenizer {str(path)!r}: {error.strerror}") from error
         return cls(model, path, **options)
@@ -156,10 +157,13 @@ class Tokenizer:
             raise InputError(f"no sentences found in {text.description}")
         try:
             prefix.parent.mkdir(parents=True, exist_ok=True)
+            # Train under a temporary name, then rename: an interrupted run leaves no half model.
+            scratch_directory = tempfile.TemporaryDirectory(dir=prefix.parent, prefix=".tokenizer-")
         except OSError as error:
-            raise InputError(f"cannot write {str(prefix.parent)!r}: {error.strerror}") from error
-        # Train under a temporary name, then rename: an interrupted run leaves no half model.
-        with tempfile.TemporaryDirectory(dir=prefix.parent, prefix=".tokenizer-") as scratch:
+            # mkdir says "File exists" of a parent that is a file.
+            reason = "a file, not a directory" if isinstance(error, FileExistsError) else error.strerror
+            raise InputError(f"cannot write {str(prefix.parent)!r}: {reason}") from error
+        with scratch_directory as scratch:
             scratch_prefix = Path(scratch, "model")
             try:
                 spm.SentencePieceTrainer.Train(

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from etils import epath
+
+from albert_jax import storage
 from albert_jax.errors import InputError
 
 ACTIVATIONS = ("gelu_new", "gelu", "relu", "silu", "swish", "tanh", "linear")
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn", "splash")
-REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch", "matmuls")
 
 # The original TF code calls its tanh-approximated GELU "gelu"; Hugging Face calls that "gelu_new".
 _ORIGINAL_TO_HF_ACTIVATION = {"gelu": "gelu_new", "relu": "relu", "tanh": "tanh", "linear": "linear"}
@@ -108,6 +112,11 @@ class AlbertConfig:
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 fail(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        # A zero or negative epsilon lets layer norm divide by zero (or root a negative): NaNs.
+        if not math.isfinite(self.layer_norm_eps) or self.layer_norm_eps <= 0:
+            fail(f"layer_norm_eps must be a finite positive number, got {self.layer_norm_eps!r}")
+        if not math.isfinite(self.initializer_range) or self.initializer_range < 0:
+            fail(f"initializer_range must be a finite non-negative number, got {self.initializer_range!r}")
         choices = {
             "hidden_act": ACTIVATIONS, "dtype": DTYPES, "param_dtype": DTYPES,
             "attention_implementation": ATTENTION_IMPLEMENTATIONS, "remat_policy": REMAT_POLICIES,
@@ -262,19 +271,18 @@ class AlbertConfig:
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> AlbertConfig:
         """Reads `albert_config.json` (original layout) or any other name (Hugging Face layout)."""
-        path = os.fspath(path)
+        path = epath.Path(path)
         try:
-            with open(path) as f:
-                data = json.load(f)
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             raise InputError(f"{path}: no such config file") from None
         except json.JSONDecodeError as error:
             raise InputError(f"{path}: not valid JSON ({error})") from None
         if not isinstance(data, dict):
             raise InputError(f"{path}: expected a JSON object")
-        if os.path.basename(path) == "albert_config.json" and "model_type" not in data:
-            return cls.from_original_dict(data, source=path)
-        return cls.from_dict(data, source=path)
+        if path.name == "albert_config.json" and "model_type" not in data:
+            return cls.from_original_dict(data, source=str(path))
+        return cls.from_dict(data, source=str(path))
 
     def to_json_file(self, path: str | os.PathLike, *, layout: str = "hf", **hf_options: Any) -> None:
         """Writes `layout` "hf" (Hugging Face config.json; `hf_options` go to `to_hf_dict`) or
@@ -282,9 +290,7 @@ class AlbertConfig:
         if layout not in ("hf", "original"):
             raise InputError(f"unknown config layout {layout!r}; choose hf or original")
         data = self.to_hf_dict(**hf_options) if layout == "hf" else self.to_original_dict()
-        with open(path, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
+        storage.write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _default_label_names(num_labels: int) -> tuple[str, ...]:

@@ -13,7 +13,6 @@ silently starts from random there is not the pretrained model the user asked for
 
 from __future__ import annotations
 
-import glob
 import logging
 import math
 import os
@@ -22,8 +21,10 @@ from collections.abc import Iterator
 
 import ml_dtypes
 import numpy as np
+from etils import epath
 from flax import nnx
 
+from albert_jax import storage
 from albert_jax import workdir as workdir_layout
 from albert_jax.errors import InputError
 from albert_jax.model.config import AlbertConfig
@@ -246,26 +247,24 @@ def tf_to_hf_state_dict(variables: dict[str, np.ndarray]) -> dict[str, np.ndarra
 # -- loading and saving -------------------------------------------------------------------------
 
 
-def _read_weights(path: str) -> tuple[str, AlbertConfig, dict[str, np.ndarray] | None]:
+def _read_weights(path: epath.Path) -> tuple[str, AlbertConfig, dict[str, np.ndarray] | None]:
     """(layout name, config, weights under Hugging Face's names and layout)."""
-    if not os.path.isdir(path):
+    if not path.is_dir():
         raise InputError(f"{path}: no such checkpoint directory")
-    has = lambda name: os.path.exists(os.path.join(path, name))  # noqa: E731
+    has = lambda name: (path / name).exists()  # noqa: E731
     native = _native_params_dir(path)
     if has(HF_CONFIG) and native:
-        config = AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG))
+        config = AlbertConfig.from_json_file(path / HF_CONFIG)
         return "albert_jax", config, params_to_hf(_read_orbax_params(native), config)
     if has(HF_CONFIG) and has(SAFETENSORS):
-        return "hf", AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG)), _read_safetensors(
-            os.path.join(path, SAFETENSORS))
+        return "hf", AlbertConfig.from_json_file(path / HF_CONFIG), _read_safetensors(path / SAFETENSORS)
     if has(HF_CONFIG) and has(TORCH_BIN):
-        return "hf", AlbertConfig.from_json_file(os.path.join(path, HF_CONFIG)), _read_torch_bin(
-            os.path.join(path, TORCH_BIN))
-    if has(ORIGINAL_CONFIG) and glob.glob(os.path.join(path, "*.index")):
+        return "hf", AlbertConfig.from_json_file(path / HF_CONFIG), _read_torch_bin(path / TORCH_BIN)
+    if has(ORIGINAL_CONFIG) and any(path.glob("*.index")):
         from albert_jax.model import tf_checkpoint
 
-        prefix = tf_checkpoint.find_checkpoint(path)
-        config = AlbertConfig.from_json_file(os.path.join(path, ORIGINAL_CONFIG))
+        prefix = tf_checkpoint.find_checkpoint(os.fspath(path))
+        config = AlbertConfig.from_json_file(path / ORIGINAL_CONFIG)
         return "tf", config, tf_to_hf_state_dict(tf_checkpoint.load_variables(prefix))
     raise InputError(
         f"{path}: not a checkpoint albert_jax can read; expected {HF_CONFIG} with {SAFETENSORS} or "
@@ -273,13 +272,12 @@ def _read_weights(path: str) -> tuple[str, AlbertConfig, dict[str, np.ndarray] |
         f"{HF_CONFIG} with {NATIVE_PARAMS}/ or {workdir_layout.CHECKPOINTS}/ (albert_jax)")
 
 
-def _read_safetensors(file: str) -> dict[str, np.ndarray]:
+def _read_safetensors(file: epath.Path) -> dict[str, np.ndarray]:
     """A safetensors file as numpy arrays; bfloat16 included (safetensors.numpy refuses it)."""
     from safetensors import SafetensorError, deserialize
 
     try:
-        with open(file, "rb") as f:
-            tensors = deserialize(f.read())
+        tensors = deserialize(file.read_bytes())
     except SafetensorError as error:
         raise InputError(f"{file}: not a readable safetensors file (truncated or corrupt? {error})") from None
     out = {}
@@ -291,14 +289,15 @@ def _read_safetensors(file: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _read_torch_bin(file: str) -> dict[str, np.ndarray]:
+def _read_torch_bin(file: epath.Path) -> dict[str, np.ndarray]:
     try:
         import torch
     except ImportError:
         raise InputError(f"{file} is a PyTorch pickle and reading it needs torch (pip install torch), "
                          "or convert it to model.safetensors") from None
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        with file.open("rb") as f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError) as error:  # what torch raises for a cut or damaged file
         # torch's message runs on for several sentences; its first says what failed.
         message = str(error).split(". ")[0] or type(error).__name__
@@ -320,7 +319,7 @@ class PretrainedMixin:
         lacks are initialised at random and named in a warning; a missing embedding or encoder
         weight raises InputError.
         """
-        path = os.fspath(path)
+        path = epath.Path(path)
         layout, config, weights = _read_weights(path)
         config = config.replace(**config_overrides)
         model = cls(config, rngs=rngs or nnx.Rngs(0))
@@ -333,45 +332,44 @@ class PretrainedMixin:
         transformers) or "native" (config.json + an orbax checkpoint of the parameters in
         `param_dtype`, as the trainer writes). config.json names this class as the architecture
         and the weights' dtype as transformers' `dtype`."""
-        path = os.fspath(path)
-        os.makedirs(path, exist_ok=True)
+        path = epath.Path(path)
+        storage.make_dirs(path)
         if layout == "hf":
-            from safetensors.numpy import save_file
+            from safetensors.numpy import save
 
-            _write_atomically(os.path.join(path, SAFETENSORS),
-                              lambda tmp: save_file(to_hf_state_dict(self), tmp, metadata={"format": "pt"}))
+            storage.write_atomically(path / SAFETENSORS, save(to_hf_state_dict(self), metadata={"format": "pt"}))
             weights_dtype = "float32"  # to_hf_state_dict's
         elif layout == "native":
             import orbax.checkpoint as ocp
 
-            target = os.path.join(os.path.abspath(path), NATIVE_PARAMS)
+            target = storage.absolute(path) / NATIVE_PARAMS
             with ocp.StandardCheckpointer() as checkpointer:
                 checkpointer.save(target, nnx.to_pure_dict(nnx.state(self, nnx.Param)), force=True)
             weights_dtype = self.config.param_dtype
         else:
             raise InputError(f"unknown checkpoint layout {layout!r}; choose hf or native")
-        _write_atomically(os.path.join(path, HF_CONFIG), lambda tmp: self.config.to_json_file(
-            tmp, layout="hf", architecture=type(self).__name__, weights_dtype=weights_dtype))
+        self.config.to_json_file(path / HF_CONFIG, layout="hf", architecture=type(self).__name__,
+                                 weights_dtype=weights_dtype)
 
 
-def _native_params_dir(path: str) -> str | None:
-    """Our parameters in `path`: `params/` (save_pretrained), or those of the newest checkpoint
-    of a training workdir (its layout: `albert_jax.workdir`)."""
-    if os.path.isdir(os.path.join(path, NATIVE_PARAMS)):
-        return os.path.join(path, NATIVE_PARAMS)
+def _native_params_dir(path: epath.Path) -> epath.Path | None:
+    """Our parameters in `path`: `params/` (save_pretrained), or those of the newest complete
+    checkpoint of a training workdir (its layout: `albert_jax.workdir`)."""
+    if (path / NATIVE_PARAMS).is_dir():
+        return path / NATIVE_PARAMS
     for step in reversed(workdir_layout.checkpoint_steps_on_disk(path)):
         candidate = workdir_layout.checkpoint_params(path, step)
-        if os.path.isdir(candidate):
+        if workdir_layout.is_complete(candidate):
             return candidate
     return None
 
 
-def _read_orbax_params(directory: str) -> dict[tuple[str, ...], np.ndarray]:
+def _read_orbax_params(directory: epath.Path) -> dict[tuple[str, ...], np.ndarray]:
     """An orbax checkpoint of `nnx.state(model, nnx.Param)` as host arrays keyed by state path."""
     import jax
     import orbax.checkpoint as ocp
 
-    directory = os.path.abspath(directory)
+    directory = storage.absolute(directory)
     with ocp.PyTreeCheckpointer() as checkpointer:
         metadata = checkpointer.metadata(directory).item_metadata.tree
         as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata)
@@ -379,13 +377,3 @@ def _read_orbax_params(directory: str) -> dict[tuple[str, ...], np.ndarray]:
     return {tuple(str(k.key) for k in keys): np.asarray(value, dtype=np.float32)
             for keys, value in jax.tree_util.tree_leaves_with_path(tree)}
 
-
-def _write_atomically(path: str, write) -> None:
-    """Writes through a temporary file and renames it, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

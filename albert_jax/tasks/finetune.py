@@ -20,7 +20,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import grain
@@ -28,9 +27,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from etils.epath import Path
 from flax import nnx
 from ml_collections import config_dict
 
+from albert_jax import storage
 from albert_jax.errors import InputError
 from albert_jax.model import AlbertConfig
 from albert_jax.tasks.losses import counts, mean_loss
@@ -250,11 +251,7 @@ def real_rows(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def write_jsonl(path: str | os.PathLike, records: Sequence[dict[str, Any]]) -> None:
     """Writes records as JSON lines, replacing `path` only once complete."""
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "w") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-    os.replace(tmp, path)
+    storage.write_atomically(path, "".join(json.dumps(record) + "\n" for record in records))
 
 
 # -- the task ------------------------------------------------------------------------------------
@@ -400,7 +397,7 @@ class FinetuneTask:
         records = self.prediction_records([example for example, _ in pairs], real_rows(outputs))
         for record, (example, suffix) in zip(records, pairs):
             record.update(dev_set="dev" + suffix, gold=self.gold(example))
-        write_jsonl(os.path.join(workdir, "dev_predictions.jsonl"), records)
+        write_jsonl(Path(workdir) / "dev_predictions.jsonl", records)
 
     def dev_examples(self) -> list[tuple[Any, str]]:
         """Every dev example with its dev set's suffix, in evaluation order."""
@@ -479,12 +476,11 @@ def run_seeds(config: ml_collections.ConfigDict, workdir: str, seeds: list[int] 
     for seed in seeds:
         seed_config = ml_collections.ConfigDict(config.to_dict())
         seed_config.seed = seed
-        seed_dir = os.path.join(workdir, f"seed_{seed}")
+        seed_dir = str(Path(workdir) / f"seed_{seed}")
         loop.train(run.replace(config=seed_config, task=dataclasses.replace(run.task, seed=seed)), seed_dir)
-        with open(os.path.join(seed_dir, layout.RESULTS)) as f:
-            per_seed[str(seed)] = json.load(f)
+        per_seed[str(seed)] = json.loads((Path(seed_dir) / layout.RESULTS).read_text())
     if jax.process_index() == 0:
-        _write_json(os.path.join(workdir, layout.RESULTS), seed_summary(per_seed))
+        _write_json(Path(workdir) / layout.RESULTS, seed_summary(per_seed))
 
 
 def seed_summary(per_seed: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -501,11 +497,8 @@ def seed_summary(per_seed: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _write_json(path: str, value: Any) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
+def _write_json(path: str | os.PathLike, value: Any) -> None:
+    storage.write_atomically(path, json.dumps(value, indent=2) + "\n")
 
 
 # -- prediction with a finished run --------------------------------------------------------------
@@ -571,7 +564,4 @@ def _write_predictions(records: list[dict[str, Any]], path: str, output_format: 
     for record in records:
         guid = record["guid"].rsplit("-", 1)[-1] if output_format == "glue" else record["guid"]
         lines.append(f"{guid}\t{_prediction_text(record)}")
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    storage.write_atomically(path, "\n".join(lines) + "\n")

@@ -32,15 +32,16 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from flax import nnx
 
+from albert_jax import storage
 from albert_jax import workdir as layout
 from albert_jax.errors import InputError
 from albert_jax.model import AlbertConfig
@@ -62,8 +63,8 @@ _STORAGE_STATUSES = ("RESOURCE_EXHAUSTED", "PERMISSION_DENIED", "UNAVAILABLE", "
 
 def saved_steps(workdir: str) -> list[int]:
     """Steps of the complete checkpoints in `workdir` (none if it has no checkpoints folder)."""
-    directory = os.path.join(workdir, layout.CHECKPOINTS)
-    return ocp.path.step.checkpoint_steps(directory) if os.path.isdir(directory) else []
+    directory = epath.Path(workdir) / layout.CHECKPOINTS
+    return ocp.path.step.checkpoint_steps(directory) if directory.is_dir() else []
 
 
 class Checkpoints:
@@ -75,7 +76,7 @@ class Checkpoints:
     """
 
     def __init__(self, workdir: str, *, keep: int):
-        self.directory = os.path.join(os.path.abspath(workdir), layout.CHECKPOINTS)
+        self.directory = storage.absolute(workdir) / layout.CHECKPOINTS
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, enable_async_checkpointing=True,
             # A save cut short (a kill, a full disk) leaves `<step>.orbax-checkpoint-tmp`, which
@@ -184,12 +185,12 @@ class Checkpoints:
         if not unreadable:
             return
         for step, problem in unreadable:
-            source = os.path.join(self.directory, str(step))
-            target = source + _SET_ASIDE
-            while os.path.exists(target):
-                target += _SET_ASIDE
+            source = self.directory / str(step)
+            target = source.with_name(source.name + _SET_ASIDE)
+            while target.exists():
+                target = target.with_name(target.name + _SET_ASIDE)
             if jax.process_index() == 0:
-                os.rename(source, target)
+                source.rename(target)
                 log.warning("checkpoint %s does not restore (%s): set aside as %s; resuming from "
                             "step %d", source, problem, target, resumed)
         if jax.process_count() > 1:
@@ -291,7 +292,7 @@ class BestCheckpoint:
     """
 
     def __init__(self, workdir: str, model: AlbertConfig, metric: str, higher_is_better: bool):
-        self.directory = Path(os.path.abspath(workdir)) / layout.BEST
+        self.directory = storage.absolute(workdir) / layout.BEST
         self.model, self.key, self.higher = model, f"eval_{metric}", higher_is_better
         record = self.directory / layout.BEST_RECORD
         self.record = json.loads(record.read_text()) if record.exists() else None
@@ -317,7 +318,7 @@ class BestCheckpoint:
             _write_json(self.directory / layout.BEST_RECORD, self.record)
         return True
 
-    def export(self, model_class: type[nnx.Module], tokenizer_path: Path | None) -> None:
+    def export(self, model_class: type[nnx.Module], tokenizer_path: epath.Path | None) -> None:
         """Adds the Hugging Face files (weights and tokenizer) to the best model's directory."""
         if self.record is None or jax.process_index() != 0:
             return
@@ -328,7 +329,5 @@ class BestCheckpoint:
             AlbertTokenizer.from_pretrained(tokenizer_path).save_pretrained(self.directory)
 
 
-def _write_json(path: Path, value) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=lambda x: np.asarray(x).tolist()) + "\n")
-    os.replace(tmp, path)
+def _write_json(path: epath.Path, value) -> None:
+    storage.write_atomically(path, json.dumps(value, indent=2, default=lambda x: np.asarray(x).tolist()) + "\n")

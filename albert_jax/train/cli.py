@@ -63,10 +63,44 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     multihost = parser.add_argument_group(
         "multi-process", "Only needed where JAX cannot detect the cluster itself (it detects TPU\n"
         "pods and SLURM). JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID work too.")
-    multihost.add_argument("--coordinator-address", metavar="HOST:PORT",
+    multihost.add_argument("--coordinator-address", type=_address, metavar="HOST:PORT",
                            help="address of process 0's coordination service")
-    multihost.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
-    multihost.add_argument("--process-id", type=int, metavar="I", help="this process's index")
+    multihost.add_argument("--num-processes", type=_count(1), action=_ProcessIndex, metavar="N",
+                           help="number of processes")
+    multihost.add_argument("--process-id", type=_count(0), action=_ProcessIndex, metavar="I",
+                           help="this process's index: 0 to N-1")
+
+
+def _address(text: str) -> str:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 10.0.0.2:8476, got {text!r}")
+    return text
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+class _ProcessIndex(argparse.Action):
+    """Stores --num-processes or --process-id; whichever comes second checks that the index is
+    below the count (JAX would raise a bare ValueError later)."""
+
+    def __call__(self, parser, namespace, value, option_string=None) -> None:
+        setattr(namespace, self.dest, value)
+        count, index = namespace.num_processes, namespace.process_id
+        if count is not None and index is not None and index >= count:
+            parser.error(f"--process-id {index} is not below --num-processes {count}: "
+                         f"the processes are numbered 0 to {count - 1}")
 
 
 def default_workdir(config_spec: str | None) -> str:

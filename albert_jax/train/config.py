@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import importlib.resources
 import importlib.util
+import inspect
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -241,12 +242,30 @@ def _shipped_default() -> Traversable:
 
 
 def _run_config_file(path: Path, arg: str | None) -> ml_collections.ConfigDict:
+    """Runs `get_config` of the Python file `path`. What the file cannot be (not Python, not
+    parseable, a `get_config` that takes no `arg`) is an InputError; an exception raised by the
+    file's own code keeps its traceback, which points into that code."""
+    # Python imports by extension only: anything else (JSON, YAML) is not a config file.
     spec = importlib.util.spec_from_file_location(f"albert_jax_config_{path.stem}", path)
+    if spec is None:
+        raise InputError(f"config file {path} is not a Python file (.py) defining get_config(arg)")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:  # also null bytes and bad encodings, which are not Python either
+        where = f"{path}:{error.lineno}" if error.lineno else str(path)
+        raise InputError(f"config file {where} is not valid Python: {error.msg}") from None
     if not hasattr(module, "get_config"):
         raise InputError(f"config file {path} defines no get_config(arg)")
-    config = module.get_config(arg) if arg is not None else module.get_config()
+    args = () if arg is None else (arg,)
+    try:
+        inspect.signature(module.get_config).bind(*args)
+    except TypeError:
+        signature = f"{path}: get_config{inspect.signature(module.get_config)}"
+        raise InputError(f"{signature} does not take the argument {arg!r} (given after ':' in --config)"
+                         if args else f"{signature} needs an argument: give it after ':' in --config, "
+                         f"e.g. {path.name}:ARG") from None
+    config = module.get_config(*args)
     if not isinstance(config, ml_collections.ConfigDict):
         raise InputError(f"{path}: get_config returned {type(config).__name__}, not a ConfigDict")
     return config

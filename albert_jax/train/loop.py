@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Sequence
@@ -28,8 +27,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from etils import epath
 from flax import nnx
 
+from albert_jax import storage
 from albert_jax import workdir as layout
 from albert_jax.errors import InputError
 from albert_jax.model import AlbertConfig
@@ -106,7 +107,7 @@ def _train(checked: Checked) -> TrainState:
     config, task = run.config, run.task
 
     # -- Train state: resume, start from a pretrained model, or initialise -------------------------
-    os.makedirs(workdir, exist_ok=True)
+    storage.make_dirs(workdir)
     checkpoints = checkpoint_lib.Checkpoints(workdir, keep=config.keep_checkpoints)
     rows = mesh_lib.process_rows(mesh_lib.batch_sharding(mesh, program.rules, 1), config.global_batch_size)
     train_data = data.train_iterator(rows)
@@ -249,7 +250,7 @@ def _check_finite(history: list[dict[str, np.ndarray]], step: int, nonfinite: st
     bad = step - len(history) + 1 + skipped[0]
     values = ", ".join(f"{k} {float(history[skipped[0]][k]):.4g}" for k in ("loss", "grad_norm"))
     checkpoints.wait()
-    saved = checkpoint_lib.saved_steps(os.path.dirname(checkpoints.directory))
+    saved = checkpoint_lib.saved_steps(checkpoints.directory.parent)
     resume = f"the newest checkpoint is step {max(saved)}" if saved else "there is no checkpoint yet"
     raise InputError(f"step {bad} was not finite ({values}); stopped without applying or saving it "
                      f"({resume}): lower learning_rate, or set --config.nonfinite=skip to skip such "
@@ -299,7 +300,7 @@ def _write_results(workdir: str, best: checkpoint_lib.BestCheckpoint, final: dic
                       f"among those evaluated every {config.eval_every_steps} steps and at the end "
                       "(the original ALBERT scripts' protocol); final: the last step's"),
     }
-    _write_atomically(os.path.join(workdir, layout.RESULTS), json.dumps(results, indent=2) + "\n")
+    storage.write_atomically(epath.Path(workdir) / layout.RESULTS, json.dumps(results, indent=2) + "\n")
 
 
 class _StopSignal:
@@ -372,19 +373,18 @@ def _check_workdir(workdir: str, run: Run) -> list[str]:
     Returns the accepted changes of the training config (recorded when the run starts):
     those in `RESUMABLE_KEYS`, or any when `accept_changes` is set.
     """
-    path = os.path.join(workdir, layout.MODEL_CONFIG)
-    if not os.path.exists(path):
+    path = epath.Path(workdir) / layout.MODEL_CONFIG
+    if not path.exists():
         return []
     differences = _differences(AlbertConfig.from_json_file(path), run.model, _COMPUTE_FIELDS)
     if differences:
         raise InputError(f"workdir {workdir} holds a run of a different model ({'; '.join(differences)}); "
                          "use another --workdir or the same model config")
-    saved_path = os.path.join(workdir, layout.TRAIN_CONFIG)
-    if not os.path.exists(saved_path) or not checkpoint_lib.saved_steps(workdir):
+    saved_path = epath.Path(workdir) / layout.TRAIN_CONFIG
+    if not saved_path.exists() or not checkpoint_lib.saved_steps(workdir):
         return []  # nothing to resume: the run starts afresh
     try:
-        with open(saved_path) as f:
-            saved = _flat(json.load(f))
+        saved = _flat(json.loads(saved_path.read_text()))
     except (OSError, ValueError) as error:
         raise InputError(f"{saved_path} is not a readable training config ({error}); restore it, "
                          "or use another --workdir") from None
@@ -411,21 +411,24 @@ def _check_workdir(workdir: str, run: Run) -> list[str]:
 def _check_paths(workdir: str) -> None:
     """The workdir, and what a run keeps in it, must be of the right kind and writable: a run
     that could not save would otherwise fail (or wait for minutes) at its first checkpoint."""
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
+    root = epath.Path(workdir)
+    if root.is_file():
         raise InputError(f"workdir {workdir} is a file, not a directory; use another --workdir")
+    directories = (layout.CHECKPOINTS, layout.TENSORBOARD, layout.BEST)
+    for name in (*directories, layout.MODEL_CONFIG, layout.TRAIN_CONFIG, layout.METRICS,
+                 layout.CONFIG_CHANGES, layout.TOKENIZER, layout.RESULTS):
+        path = root / name
+        if path.exists() and path.is_dir() != (name in directories):
+            kind, needed = ("file", "directory") if name in directories else ("directory", "file")
+            raise InputError(f"{path} is a {kind}, but a run keeps a {needed} there; move it away "
+                             "or use another --workdir")
+    if not storage.is_local(workdir):
+        return  # an object store has no folders to make, nor permissions os.access could see
     existing = os.path.abspath(workdir)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise InputError(f"workdir {workdir} cannot be made: {existing} is a file, not a directory")
-    directories = (layout.CHECKPOINTS, layout.TENSORBOARD, layout.BEST)
-    for name in (*directories, layout.MODEL_CONFIG, layout.TRAIN_CONFIG, layout.METRICS,
-                 layout.CONFIG_CHANGES, layout.TOKENIZER, layout.RESULTS):
-        path = os.path.join(workdir, name)
-        if os.path.exists(path) and os.path.isdir(path) != (name in directories):
-            kind, needed = ("file", "directory") if name in directories else ("directory", "file")
-            raise InputError(f"{path} is a {kind}, but a run keeps a {needed} there; move it away "
-                             "or use another --workdir")
     for path in (existing, os.path.join(workdir, layout.CHECKPOINTS)):
         if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
             raise InputError(f"{path} is not writable; a run writes its checkpoints and metrics "
@@ -434,20 +437,15 @@ def _check_paths(workdir: str) -> None:
 
 def _write_run_files(workdir: str, run: Run, data: TaskData, resumed: int | None, changes: list[str]) -> None:
     """config.json, train_config.json, the tokenizer, and a record of accepted changes."""
-    run.model.to_json_file(os.path.join(workdir, layout.MODEL_CONFIG))
-    _write_atomically(os.path.join(workdir, layout.TRAIN_CONFIG), run.config.to_json(indent=2) + "\n")
+    root = epath.Path(workdir)
+    run.model.to_json_file(root / layout.MODEL_CONFIG)
+    storage.write_atomically(root / layout.TRAIN_CONFIG, run.config.to_json(indent=2) + "\n")
     if data.tokenizer_path is not None:
-        shutil.copyfile(data.tokenizer_path, os.path.join(workdir, layout.TOKENIZER))
+        storage.write_atomically(root / layout.TOKENIZER, epath.Path(data.tokenizer_path).read_bytes())
     if changes:
-        with open(os.path.join(workdir, layout.CONFIG_CHANGES), "a") as f:
-            f.write(json.dumps({"resumed_at_step": resumed, "changes": changes,
-                                "accepted_by": "accept_changes" if run.config.accept_changes else "resumable"}) + "\n")
-
-
-def _write_atomically(path: str, text: str) -> None:
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+        storage.append_atomically(root / layout.CONFIG_CHANGES, json.dumps({
+            "resumed_at_step": resumed, "changes": changes,
+            "accepted_by": "accept_changes" if run.config.accept_changes else "resumable"}) + "\n")
 
 
 def _pretrained_params(path: str, run: Run, program: step_lib.Program) -> Params:

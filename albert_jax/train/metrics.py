@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from typing import Any
 
 import jax
+from etils import epath
 from tqdm import tqdm
 
+from albert_jax import storage
 from albert_jax import workdir as layout
 from albert_jax.model.config import AlbertConfig
 
@@ -43,8 +44,8 @@ def train_flops_per_example(config: AlbertConfig, seq_length: int, num_predictio
 
 class MetricsWriter:
     """One line per logged step to stdout, `WORKDIR/metrics.jsonl` (appended to on resume) and
-    TensorBoard event files in `WORKDIR/tensorboard` (tensorboardX: no TensorFlow needed),
-    plus a progress bar on stderr."""
+    TensorBoard event files in `WORKDIR/tensorboard` (tensorboardX: no TensorFlow needed; for
+    `gs://` it uploads through google-cloud-storage), plus a progress bar on stderr."""
 
     def __init__(self, workdir: str, *, total_steps: int, start_step: int):
         self.enabled = jax.process_index() == 0
@@ -52,8 +53,8 @@ class MetricsWriter:
             return
         from tensorboardX import SummaryWriter
 
-        self.jsonl = open(os.path.join(workdir, layout.METRICS), "a")  # noqa: SIM115 (open for the run)
-        self.tensorboard = SummaryWriter(os.path.join(workdir, layout.TENSORBOARD))
+        self.jsonl = _JsonLines(epath.Path(workdir) / layout.METRICS)
+        self.tensorboard = SummaryWriter(str(epath.Path(workdir) / layout.TENSORBOARD))
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
                         file=sys.stderr, mininterval=1.0)
 
@@ -66,7 +67,6 @@ class MetricsWriter:
             return
         metrics = {k: float(v) for k, v in metrics.items()}
         self.jsonl.write(json.dumps({"step": step, **metrics}) + "\n")
-        self.jsonl.flush()
         for name, value in metrics.items():
             if math.isfinite(value):
                 self.tensorboard.add_scalar(name, value, step)
@@ -82,6 +82,32 @@ class MetricsWriter:
             self.bar.close()
             self.jsonl.close()
             self.tensorboard.close()
+
+
+class _JsonLines:
+    """A file lines are appended to, whole lines only from a reader's view. A local file is
+    appended to (one write per line); an object, which cannot be appended to, is uploaded anew
+    with every line (metrics are logged every so many steps, so this stays small)."""
+
+    def __init__(self, path: epath.Path):
+        self.path = path
+        if storage.is_local(path):
+            self.file = open(path, "a")  # noqa: SIM115 (open for the run)
+        else:
+            self.file = None
+            self.text = path.read_text() if path.exists() else ""
+
+    def write(self, line: str) -> None:
+        if self.file is not None:
+            self.file.write(line)
+            self.file.flush()
+        else:
+            self.text += line
+            storage.write_atomically(self.path, self.text)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 def _shown_keys(metrics: dict[str, float]) -> list[str]:

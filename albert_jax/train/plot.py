@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from typing import TYPE_CHECKING
 
+from etils import epath
+
+from albert_jax import storage
 from albert_jax import workdir as layout
 from albert_jax.errors import InputError
 
@@ -25,11 +29,11 @@ def read_metrics(workdir: str) -> dict[str, tuple[list[int], list[float]]]:
 
     Values that are not numbers (notes a run may log) are left out.
     """
-    path = os.path.join(workdir, layout.METRICS)
-    if not os.path.isfile(path):
+    path = epath.Path(workdir) / layout.METRICS
+    if not path.is_file():
         raise InputError(f"{path} does not exist: is {workdir} a pretraining workdir?")
     by_step: dict[str, dict[int, float]] = {}
-    with open(path, "rb") as f:
+    with path.open("rb") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -58,11 +62,11 @@ def plot(workdir: str, output: str | None = None) -> str:
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    output = output or os.path.join(workdir, "metrics.png")
+    output = output or str(epath.Path(workdir) / "metrics.png")
     image_format = _image_format(output, FigureCanvasAgg.get_supported_filetypes())
     metrics = read_metrics(workdir)
     if not metrics:
-        raise InputError(f"{os.path.join(workdir, layout.METRICS)} holds no metrics yet")
+        raise InputError(f"{epath.Path(workdir) / layout.METRICS} holds no metrics yet")
     figure, axes = plt.subplots(len(_PANELS), 1, figsize=(8, 3 * len(_PANELS)), sharex=True)
     for ax, (title, keys) in zip(axes, _PANELS):
         for key in keys:
@@ -73,7 +77,7 @@ def plot(workdir: str, output: str | None = None) -> str:
         if ax.lines:
             ax.legend(loc="best", fontsize="small")
     axes[-1].set_xlabel("step")
-    figure.suptitle(os.path.basename(os.path.abspath(workdir)))
+    figure.suptitle(storage.absolute(workdir).name)
     figure.tight_layout()
     try:
         _save_atomically(figure, output, image_format)
@@ -86,7 +90,7 @@ def _image_format(output: str, supported: dict[str, str]) -> str:
     """The format named by `output`'s extension; InputError if it has none matplotlib writes,
     or if its folder does not exist."""
     folder = os.path.dirname(output) or "."
-    if not os.path.isdir(folder):
+    if storage.is_local(output) and not os.path.isdir(folder):
         raise InputError(f"cannot write {output!r}: folder {folder!r} does not exist")
     extension = os.path.splitext(output)[1].lstrip(".").lower()
     if extension not in supported:
@@ -98,13 +102,9 @@ def _image_format(output: str, supported: dict[str, str]) -> str:
 
 
 def _save_atomically(figure: Figure, output: str, image_format: str) -> None:
-    folder, name = os.path.split(output)
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    image = io.BytesIO()
+    figure.savefig(image, format=image_format, dpi=100)
     try:
-        figure.savefig(temporary, format=image_format, dpi=100)
-        os.replace(temporary, output)
+        storage.write_atomically(output, image.getvalue())
     except OSError as error:
         raise InputError(f"cannot write {output!r}: {error.strerror}") from error
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)

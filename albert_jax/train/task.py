@@ -12,13 +12,13 @@ is split into microbatches, so microbatch gradients and eval batches add up exac
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Protocol
 
 import grain
 import jax
 import ml_collections
 import numpy as np
+from etils.epath import Path
 from flax import nnx
 
 from albert_jax.model.config import AlbertConfig

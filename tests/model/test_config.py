@@ -39,6 +39,9 @@ def test_unknown_preset_lists_the_choices():
     (dict(num_hidden_layers=5, num_hidden_groups=2), "num_hidden_groups=2 must divide num_hidden_layers=5"),
     (dict(hidden_act="gelu_fastest"), "unknown hidden_act 'gelu_fastest'"),
     (dict(hidden_dropout_prob=1.5), "hidden_dropout_prob must be in"),
+    (dict(layer_norm_eps=-1.0), "layer_norm_eps must be a finite positive number, got -1.0"),
+    (dict(layer_norm_eps=float("nan")), "layer_norm_eps must be a finite positive number, got nan"),
+    (dict(initializer_range=float("inf")), "initializer_range must be a finite non-negative number"),
     (dict(dtype="float8"), "unknown dtype"),
     (dict(remat_policy="sometimes"), "unknown remat_policy"),
 ])

@@ -79,7 +79,7 @@ def test_train_mode_uses_dropout_and_eval_mode_does_not():
                                   model(ids, deterministic=True).prediction_logits)
 
 
-@pytest.mark.parametrize("policy", ["full", "dots", "dots_no_batch"])
+@pytest.mark.parametrize("policy", ["full", "dots", "dots_no_batch", "matmuls"])
 def test_remat_policies_give_the_same_gradients(policy):
     ids, positions = _ids(), np.array([[1, 2], [3, 4]], np.int32)
 

@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from etils import epath
 
 from albert_jax import workdir as layout
 from albert_jax.errors import InputError
@@ -200,10 +200,10 @@ class SquadTask(FinetuneTask):
     def write_predictions(self, outputs: dict[str, np.ndarray], workdir: str) -> None:
         """predictions.json, nbest_predictions.json and (SQuAD 2.0) null_odds.json."""
         predictions, threshold, _ = self._dev_predictions(outputs)
-        finetune._write_json(os.path.join(workdir, PREDICTIONS), decoding.answered(predictions, threshold))
-        finetune._write_json(os.path.join(workdir, NBEST), {p.qid: p.nbest for p in predictions})
+        finetune._write_json(epath.Path(workdir) / PREDICTIONS, decoding.answered(predictions, threshold))
+        finetune._write_json(epath.Path(workdir) / NBEST, {p.qid: p.nbest for p in predictions})
         if self.version == squad_metrics.V2:
-            finetune._write_json(os.path.join(workdir, NULL_ODDS), {p.qid: p.null_score for p in predictions})
+            finetune._write_json(epath.Path(workdir) / NULL_ODDS, {p.qid: p.null_score for p in predictions})
 
     # -- data ----------------------------------------------------------------------------------
 

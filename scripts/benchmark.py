@@ -1,0 +1,402 @@
+"""The pretraining train step of albert_jax beside Hugging Face's FlaxAlbert and PyTorch ALBERT.
+
+One process times one full train step (forward, backward, optimizer update) of each:
+
+- albert_jax: the trainer's own jitted step (`train.step.build_program`), LAMB as in the
+  original, the MLM head at the masked positions only.
+- transformers 4.57 `FlaxAlbertForPreTraining`: logits at every position, the loss taken at the
+  masked positions, then `optax.lamb` after global-norm clipping, all in one jitted function.
+- transformers `AlbertForPreTraining` on PyTorch: the same loss, `clip_grad_norm_`, then the
+  LAMB written below (the original's: no bias correction, decay and trust ratio skip LayerNorm
+  and biases).
+
+All three get the same config (an albert_jax preset, float32), the same batch (full rows, no
+padding, `--predictions` masked positions per row) and dropout as the preset says. After
+`--warmup` steps each, the steps alternate A B C A B C and the table gives medians.
+
+Measured, and how:
+- tokens/s: batch x sequence / median step time; "ours x" is the first albert_jax row's
+  tokens/s over that row's.
+- model TFLOP/s: useful FLOPs only, counted once (`metrics.train_flops_per_example`: 3x the
+  forward matmuls of every layer application, attention scores and mixing, the pooler and SOP
+  classifier, and the MLM head at the masked positions only), whatever the implementation
+  actually computes. Peers that compute the MLM logits at every position get no credit for it.
+- matmul rate: jitted `jnp.dot` at the layer's own shapes ([B*S, H] x [H, H] four times,
+  [B*S, H] x [H, I], [B*S, I] x [I, H]), timed the same way, in the same run: FLOPs over time.
+- compile: seconds to lower and compile the jitted step (PyTorch: none, it runs eagerly).
+- peak memory: JAX, XLA's `memory_analysis()` of the compiled step (arguments + outputs -
+  donated aliases + temporaries: the state, the batch and the step's working memory). PyTorch,
+  in a fresh child process with glibc's mmap threshold pinned low (so freed memory goes back
+  to the OS): the bytes of parameters and optimizer moments, plus the rise of the process's peak
+  resident memory (VmHWM, reset through /proc/self/clear_refs) during one step after warm-up.
+
+The machine is usually shared: compare only within one run, and rerun to confirm.
+
+    python scripts/benchmark.py                               # base-v1, batch 8, seq 128 and 512
+    python scripts/benchmark.py --seq 128 --steps 2 --warmup 1 --only albert_jax flax
+    python scripts/benchmark.py --seq 512 --remat none matmuls    # a row per remat policy
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import multiprocessing
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from albert_jax.model.config import REMAT_POLICIES, AlbertConfig
+from albert_jax.tasks import registry
+from albert_jax.train import config as config_lib
+from albert_jax.train import mesh as mesh_lib
+from albert_jax.train import step as step_lib
+from albert_jax.train.config import Run
+
+IMPLEMENTATIONS = ("albert_jax", "flax", "torch")
+LABELS = {"albert_jax": "albert_jax", "flax": "transformers FlaxAlbert",
+          "torch": "transformers PyTorch"}
+# The original's optimizer settings (train/config.py defaults).
+LR, B1, B2, EPS, WEIGHT_DECAY, CLIP = 1e-4, 0.9, 0.999, 1e-6, 0.01, 1.0
+
+
+@dataclasses.dataclass
+class Implementation:
+    step: Callable[[], None]  # one train step, finished when it returns
+    compile_s: float | None
+    peak_bytes: int | None
+
+
+def make_run(preset: str, batch: int, seq: int, predictions: int) -> Run:
+    config = config_lib.default_config()
+    config.model.preset = preset
+    config.model.dtype = "float32"
+    config.global_batch_size, config.seq_length = batch, seq
+    config.data.source = "synthetic"
+    config.data.max_predictions_per_seq = predictions
+    config.warmup_steps, config.num_train_steps = 10, 1000
+    return config_lib.resolve(config, registry.make_task)
+
+
+def make_batch(config: AlbertConfig, batch: int, seq: int, predictions: int) -> dict[str, np.ndarray]:
+    """Full rows [CLS] A [SEP] B [SEP] of random words, `predictions` masked positions each."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, config.vocab_size, (batch, seq)).astype(np.int32)
+    split = seq // 2
+    ids[:, [0, split, seq - 1]] = (2, 3, 3)
+    candidates = np.setdiff1d(np.arange(1, seq - 1), [split])
+    positions = np.sort(np.stack([rng.choice(candidates, predictions, replace=False)
+                                  for _ in range(batch)]), axis=1).astype(np.int32)
+    masked_ids = np.take_along_axis(ids, positions, axis=1)
+    np.put_along_axis(ids, positions, 4, axis=1)
+    types = np.zeros_like(ids)
+    types[:, split + 1:] = 1
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": types,
+            "masked_lm_positions": positions, "masked_lm_ids": masked_ids,
+            "masked_lm_weights": np.ones_like(positions),
+            "sentence_order_label": rng.integers(0, 2, batch).astype(np.int32)}
+
+
+def _jax_peak(compiled) -> int:
+    m = compiled.memory_analysis()
+    return (m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
+            + m.temp_size_in_bytes)
+
+
+def _timed_compile(jitted, *args):
+    start = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+# -- albert_jax -----------------------------------------------------------------------------------
+
+
+def albert_jax(run: Run, batch: dict[str, np.ndarray]) -> Implementation:
+    program = step_lib.build_program(run, mesh_lib.make_mesh(-1, 1, 1))
+    state = program.init()
+    device_batch = {k: jax.device_put(v, program.batch_sharding[k]) for k, v in batch.items()}
+    compiled, compile_s = _timed_compile(program.train_step, state, device_batch)
+
+    def step():
+        nonlocal state
+        state, metrics = compiled(state, device_batch)
+        jax.block_until_ready(metrics)
+
+    return Implementation(step, compile_s, _jax_peak(compiled))
+
+
+# -- transformers' Flax ALBERT ---------------------------------------------------------------------
+
+
+def _hf_config(config: AlbertConfig):
+    import transformers
+
+    return transformers.AlbertConfig(**{k: v for k, v in config.to_hf_dict().items()
+                                        if k not in ("dtype", "param_dtype", "torch_dtype")})
+
+
+def _pretraining_loss(prediction_logits, sop_logits, batch, take):
+    """Mean MLM loss at the masked positions + mean SOP loss (weights are all 1 here)."""
+    logits = take(prediction_logits, batch["masked_lm_positions"])
+    mlm = optax.softmax_cross_entropy_with_integer_labels(logits, batch["masked_lm_ids"])
+    sop = optax.softmax_cross_entropy_with_integer_labels(sop_logits, batch["sentence_order_label"])
+    return jnp.mean(mlm) + jnp.mean(sop)
+
+
+def flax_albert(run: Run, batch: dict[str, np.ndarray]) -> Implementation:
+    import transformers
+
+    seq = batch["input_ids"].shape[1]
+    model = transformers.FlaxAlbertForPreTraining(_hf_config(run.model), input_shape=(1, seq), seed=0)
+    decay = jax.tree_util.tree_map_with_path(
+        lambda path, _: getattr(path[-1], "key", None) not in ("bias", "scale"), model.params)
+    optimizer = optax.chain(optax.clip_by_global_norm(CLIP),
+                            optax.lamb(LR, B1, B2, EPS, weight_decay=WEIGHT_DECAY, mask=decay))
+
+    def take(logits, positions):
+        return jnp.take_along_axis(logits, positions[..., None], axis=1)
+
+    def loss_fn(params, batch, key):
+        out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                    params=params, dropout_rng=key, train=True)
+        return _pretraining_loss(out.prediction_logits, out.sop_logits, batch, take)
+
+    def train_step(params, opt_state, batch, step):
+        key = jax.random.fold_in(jax.random.key(0), step)
+        loss, grads = jax.value_and_grad(loss_fn)(params, batch, key)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    params = model.params
+    opt_state = optimizer.init(params)
+    device_batch = {k: jnp.asarray(v) for k, v in batch.items()}
+    compiled, compile_s = _timed_compile(jax.jit(train_step, donate_argnums=(0, 1)),
+                                         params, opt_state, device_batch, 0)
+    count = 0
+
+    def step():
+        nonlocal params, opt_state, count
+        params, opt_state, loss = compiled(params, opt_state, device_batch, count)
+        count += 1
+        jax.block_until_ready(loss)
+
+    return Implementation(step, compile_s, _jax_peak(compiled))
+
+
+# -- transformers' PyTorch ALBERT ------------------------------------------------------------------
+
+
+def _torch_parts(config: AlbertConfig, batch: dict[str, np.ndarray]):
+    """The model, its LAMB and a step function, all on the CPU."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    model = transformers.AlbertForPreTraining(_hf_config(config))
+    model.train()
+    decay = [p for n, p in model.named_parameters() if not ("bias" in n or "LayerNorm" in n)]
+    rest = [p for n, p in model.named_parameters() if "bias" in n or "LayerNorm" in n]
+    optimizer = _torch_lamb()([{"params": decay, "decay": True}, {"params": rest, "decay": False}])
+    tensors = {k: torch.from_numpy(v).long() for k, v in batch.items()}
+
+    def take(logits, positions):
+        return torch.gather(logits, 1, positions[..., None].expand(-1, -1, logits.shape[-1]))
+
+    def step():
+        out = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"],
+                    token_type_ids=tensors["token_type_ids"])
+        logits = take(out.prediction_logits, tensors["masked_lm_positions"])
+        mlm = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tensors["masked_lm_ids"].flatten())
+        loss = mlm + torch.nn.functional.cross_entropy(out.sop_logits, tensors["sentence_order_label"])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return model, optimizer, step
+
+
+def _torch_lamb() -> type:
+    """The LAMB optimizer class for PyTorch (defined on demand: torch is imported lazily)."""
+    import torch
+
+    class TorchLamb(torch.optim.Optimizer):
+        """The original ALBERT's LAMB: moments without bias correction, decoupled weight decay
+        and the trust ratio ||w|| / ||update|| on the groups marked `decay`."""
+
+        def __init__(self, groups):
+            super().__init__(groups, {"decay": True})
+
+        @torch.no_grad()
+        def step(self):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    if not state:
+                        state["m"], state["v"] = torch.zeros_like(p), torch.zeros_like(p)
+                    m, v = state["m"], state["v"]
+                    m.mul_(B1).add_(p.grad, alpha=1 - B1)
+                    v.mul_(B2).addcmul_(p.grad, p.grad, value=1 - B2)
+                    update = m / (v.sqrt() + EPS)
+                    if group["decay"]:
+                        update.add_(p, alpha=WEIGHT_DECAY)
+                        w_norm, u_norm = p.norm(), update.norm()
+                        ratio = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, 1.0)
+                        update.mul_(ratio)
+                    p.add_(update, alpha=-LR)
+
+    return TorchLamb
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def _torch_peak_child(config: AlbertConfig, batch: dict[str, np.ndarray], out) -> None:
+    model, optimizer, step = _torch_parts(config, batch)
+    step()  # creates the optimizer state and warms the allocator
+    resident = sum(t.nbytes for t in model.parameters())
+    resident += sum(t.nbytes for s in optimizer.state.values() for t in s.values())
+    before = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current resident size
+    step()
+    out.put(resident + (_status_kib("VmHWM") - before) * 1024)
+
+
+def torch_peak_bytes(config: AlbertConfig, batch: dict[str, np.ndarray]) -> int:
+    """Peak memory of one PyTorch step, measured in a fresh process (see the module docstring)."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    saved = {k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+    os.environ.update(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
+    try:
+        child = context.Process(target=_torch_peak_child, args=(config, batch, out))
+        child.start()
+        peak = out.get()
+        child.join()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return peak
+
+
+def pytorch_albert(run: Run, batch: dict[str, np.ndarray], measure_memory: bool) -> Implementation:
+    peak = torch_peak_bytes(run.model, batch) if measure_memory else None
+    _, _, step = _torch_parts(run.model, batch)
+    return Implementation(step, None, peak)
+
+
+# -- the ceiling and the run ------------------------------------------------------------------------
+
+
+def matmul_rate(config: AlbertConfig, tokens: int, repeats: int) -> float:
+    """FLOP/s of jitted float32 `jnp.dot` at one layer's shapes, median time per shape."""
+    H, I = config.hidden_size, config.intermediate_size
+    shapes = [(tokens, H, H)] * 4 + [(tokens, H, I), (tokens, I, H)]
+    dot = jax.jit(jnp.dot)
+    flops = seconds = 0.0
+    rng = np.random.default_rng(0)
+    for m, k, n in shapes:
+        a = jnp.asarray(rng.standard_normal((m, k), np.float32))
+        b = jnp.asarray(rng.standard_normal((k, n), np.float32))
+        dot(a, b).block_until_ready()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            dot(a, b).block_until_ready()
+            times.append(time.perf_counter() - start)
+        flops += 2.0 * m * k * n
+        seconds += statistics.median(times)
+    return flops / seconds
+
+
+def _ours_label(policy: str) -> str:
+    return "albert_jax" if policy == "none" else f"albert_jax remat={policy}"
+
+
+def benchmark(args, seq: int) -> None:
+    run = make_run(args.preset, args.batch, seq, args.predictions)
+    batch = make_batch(run.model, args.batch, seq, args.predictions)
+    builders = {"flax": lambda: flax_albert(run, batch),
+                "torch": lambda: pytorch_albert(run, batch, not args.skip_torch_memory)}
+    for policy in args.remat:
+        policy_run = run.replace(model=dataclasses.replace(run.model, remat_policy=policy))
+        builders[_ours_label(policy)] = functools.partial(albert_jax, policy_run, batch)
+    names = [n for n in builders if n.startswith("albert_jax")] if "albert_jax" in args.only else []
+    impls = {name: builders[name]() for name in names + [n for n in args.only if n != "albert_jax"]}
+    if args.memory_only:
+        print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}: compile and peak memory only")
+        for name, impl in impls.items():
+            compile_s = f"{impl.compile_s:.1f} s" if impl.compile_s is not None else "-"
+            peak = f"{impl.peak_bytes / 2**20:.0f} MiB" if impl.peak_bytes is not None else "-"
+            print(f"{LABELS.get(name, name):<30} compile {compile_s:>8}   peak {peak:>10}", flush=True)
+        return
+    times: dict[str, list[float]] = {name: [] for name in impls}
+    for impl in impls.values():
+        for _ in range(args.warmup):
+            impl.step()
+    for _ in range(args.steps):
+        for name, impl in impls.items():
+            start = time.perf_counter()
+            impl.step()
+            times[name].append(time.perf_counter() - start)
+    rate = matmul_rate(run.model, args.batch * seq, repeats=max(3, args.steps))
+    flops = run.task.flops_per_example(run.model) * args.batch
+
+    tokens = args.batch * seq
+    ours = statistics.median(times[names[0]]) if names else None
+    print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}, {args.predictions} masked "
+          f"positions per row; {args.steps} alternating steps after {args.warmup} warm-up; "
+          f"useful work {flops / 1e12:.3f} TFLOP per step; matmul rate {rate / 1e9:.0f} GFLOP/s")
+    print(f"{'implementation':<30}{'s/step':>8}{'tokens/s':>10}{'ours x':>9}{'TFLOP/s':>9}"
+          f"{'of matmul':>11}{'compile s':>11}{'peak MiB':>10}")
+    for name, samples in times.items():
+        impl, median = impls[name], statistics.median(samples)
+        ratio = f"{median / ours:.2f}x" if ours else "-"
+        compile_s = f"{impl.compile_s:.1f}" if impl.compile_s is not None else "-"
+        peak = f"{impl.peak_bytes / 2**20:.0f}" if impl.peak_bytes is not None else "-"
+        print(f"{LABELS.get(name, name):<30}{median:>8.2f}{tokens / median:>10.0f}{ratio:>9}"
+              f"{flops / median / 1e12:>9.3f}{flops / median / rate:>10.0%}{compile_s:>11}{peak:>10}")
+    print("samples (s): " + "; ".join(f"{n} " + " ".join(f"{t:.2f}" for t in s) for n, s in times.items()),
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="base-v1", help="albert_jax preset (v1: dropout 0.1)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--predictions", type=int, default=20, help="masked positions per row")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps of each implementation")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--only", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
+    parser.add_argument("--remat", nargs="+", default=["none"], choices=REMAT_POLICIES,
+                        help="albert_jax's remat_policy; one row each (the first is the reference)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="compile and measure peak memory, time no steps")
+    parser.add_argument("--skip-torch-memory", action="store_true",
+                        help="skip the child process that measures PyTorch's peak memory")
+    args = parser.parse_args()
+    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} x{jax.device_count()}, "
+          f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+    for seq in args.seq:
+        benchmark(args, seq)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""The same seed and config give identical metrics on a rerun: a fresh run of the tiny config
+logs the same values as the session's finished run of it, bit for bit, except the wall-clock
+ones, and ends with the same parameters. (The real data pipeline resumes exactly:
+tests/train/test_resume.py; different process counts: tests/train/test_multiprocess.py.)"""
+
+import json
+
+import jax
+import numpy as np
+
+from albert_jax.tasks.registry import resolve
+from albert_jax.train import loop
+from tests.train.helpers import checkpoint_params
+
+# Logged values that measure time, not the computation.
+WALL_CLOCK = {"step_time", "examples_per_sec", "tokens_per_sec", "tflops_per_device", "mfu"}
+
+
+def logged(workdir) -> list[dict]:
+    with open(workdir / "metrics.jsonl") as f:
+        return [{k: v for k, v in json.loads(line).items() if k not in WALL_CLOCK} for line in f]
+
+
+def test_a_rerun_logs_identical_metrics(tiny_config, finished_workdir, tmp_path):
+    loop.train(resolve(tiny_config()), str(tmp_path))
+    assert [record["step"] for record in logged(tmp_path)] == list(range(1, 11))
+    assert logged(tmp_path) == logged(finished_workdir)
+    jax.tree.map(np.testing.assert_array_equal, checkpoint_params(tmp_path, 10),
+                 checkpoint_params(finished_workdir, 10))
