@@ -75,6 +75,16 @@ def pretraining_sums(model: nnx.Module, batch: Batch, dropout_key: jax.Array | N
     }
 
 
+def baseline_sums(batch: Batch, vocab_size: int) -> Sums:
+    """What the trivial predictors score, as sums: how often each piece is a masked target (a
+    model that always predicts the most frequent one is right that often) and how many examples
+    have SOP label 1 (always predicting the majority label is right for its share)."""
+    weights = batch["masked_lm_weights"].astype(jnp.float32)
+    target_counts = jnp.zeros(vocab_size, jnp.float32).at[batch["masked_lm_ids"]].add(weights)
+    return {"mlm_target_counts": target_counts,
+            "sop_label_1": jnp.sum(batch["sentence_order_label"] * _sop_weights(batch))}
+
+
 def metrics_from_sums(sums: dict[str, Any]) -> dict[str, Any]:
     """loss = mean MLM loss over all masked tokens + mean SOP loss over all examples."""
     count = jnp.maximum(sums["mlm_count"], 1.0)
@@ -146,10 +156,19 @@ class PretrainingTask:
         return metrics_from_sums(sums)
 
     def eval_outputs(self, model: nnx.Module, batch: Batch) -> tuple[Sums, dict[str, jax.Array]]:
-        return pretraining_sums(model, batch, None), {}
+        sums = pretraining_sums(model, batch, None)
+        return {**sums, **baseline_sums(batch, model.config.vocab_size)}, {}
 
     def evaluate(self, sums: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, float]:
-        return {k: float(v) for k, v in metrics_from_sums(sums).items()}
+        """The metrics, and beside each accuracy (`<name>_baseline`) what the trivial predictor
+        scores on the same held-out examples: the most frequent target piece for MLM (the best
+        constant prediction in hindsight), the majority label for SOP."""
+        metrics = {k: float(v) for k, v in metrics_from_sums(sums).items()}
+        examples, label_1 = float(sums["examples"]), float(sums["sop_label_1"])
+        metrics["mlm_accuracy_baseline"] = float(np.max(sums["mlm_target_counts"])) / max(
+            float(sums["mlm_count"]), 1.0)
+        metrics["sop_accuracy_baseline"] = max(label_1, examples - label_1) / max(examples, 1.0)
+        return metrics
 
     def write_predictions(self, outputs: dict[str, np.ndarray], workdir: str) -> None:
         raise NotImplementedError("pretraining keeps no best checkpoint")

@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pretrain = subparsers.add_parser(
         "pretrain", help="pretrain ALBERT (MLM + SOP) from a config",
         description="Pretrain ALBERT (MLM + SOP). Rerunning the same command resumes from the\n"
-                    "newest checkpoint in the workdir. On a pod, run it on every host.",
+                    "newest checkpoint in the workdir. On a pod, run it on every host.\n"
+                    "Compiled steps are cached in ~/.cache/albert_jax/xla ($ALBERT_JAX_CACHE/xla) and\n"
+                    "reused by later runs; JAX_COMPILATION_CACHE_DIR=DIR caches elsewhere, =\"\" not at all.",
         epilog=_OVERRIDES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     pretrain.add_argument(
         "--config", metavar="FILE[:ARG]",
@@ -113,6 +115,7 @@ def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
 
     # Orbax logs every checkpoint operation at INFO through absl; keep stdout for the metrics.
     logging.getLogger("absl").setLevel(logging.WARNING)
+    use_compilation_cache()
 
     from albert_jax.tasks.registry import resolve
 
@@ -123,6 +126,19 @@ def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
     print(f"albert-jax pretrain: workdir {workdir}", flush=True)
     loop.train(run, workdir)
     return 0
+
+
+def use_compilation_cache() -> None:
+    """Keeps compiled programs in JAX's persistent cache, `xla/` in the albert_jax cache
+    directory, so that rerunning a run does not compile its steps again. JAX_COMPILATION_CACHE_DIR,
+    when set, is JAX's own choice and wins (empty: no cache). Call it before anything compiles."""
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    import jax
+
+    from albert_jax.data.builtin_dataset import cache_dir
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
 
 
 def _compile(args: argparse.Namespace, overrides: list[str]) -> int:

@@ -21,6 +21,8 @@ from albert_jax.model.config import AlbertConfig
 
 # Shown on stdout (all logged metrics go to the JSONL file and TensorBoard).
 _STDOUT_KEYS = ("loss", "mlm_accuracy", "sop_accuracy", "learning_rate", "examples_per_sec", "mfu")
+# A metric's trivial baseline (e.g. `eval_mlm_accuracy_baseline`) is shown beside the metric.
+_BASELINE = "_baseline"
 
 
 def train_flops_per_example(config: AlbertConfig, seq_length: int, num_predictions: int) -> float:
@@ -69,7 +71,7 @@ class MetricsWriter:
             if math.isfinite(value):
                 self.tensorboard.add_scalar(name, value, step)
         self.tensorboard.flush()
-        shown = [f"{k.removeprefix('eval_')} {_fmt(metrics[k])}" for k in _shown_keys(metrics)]
+        shown = [_show(k, metrics) for k in _shown_keys(metrics)]
         prefix = "eval " if any(k.startswith("eval_") for k in metrics) else ""
         self.bar.write(f"{prefix}step {step}: " + ", ".join(shown), file=sys.stdout)
         if "loss" in metrics:
@@ -110,7 +112,14 @@ class _JsonLines:
 
 def _shown_keys(metrics: dict[str, float]) -> list[str]:
     keys = [k for k in _STDOUT_KEYS if k in metrics]
-    return keys or [k for k in metrics if k.startswith("eval_")]
+    return keys or [k for k in metrics if k.startswith("eval_") and not k.endswith(_BASELINE)]
+
+
+def _show(key: str, metrics: dict[str, float]) -> str:
+    """`mlm_accuracy 0.31 (baseline 0.136)`: the value, and its baseline where there is one."""
+    shown = f"{key.removeprefix('eval_')} {_fmt(metrics[key])}"
+    baseline = metrics.get(key + _BASELINE)
+    return shown if baseline is None else f"{shown} (baseline {_fmt(baseline)})"
 
 
 def _fmt(value: float) -> str:

@@ -1,9 +1,13 @@
 """The `pretrain` and `plot` subcommands' help and their errors."""
 
+import subprocess
+import sys
+
 import pytest
 
 from albert_jax import cli
 from albert_jax.train.cli import default_workdir
+from tests.train.helpers import TINY_CONFIG, cli_env
 
 
 @pytest.mark.parametrize("command", ["pretrain", "plot"])
@@ -25,3 +29,14 @@ def test_default_workdir_is_named_after_the_config():
 def test_plot_of_a_directory_without_metrics(tmp_path, capsys):
     assert cli.main(["plot", str(tmp_path)]) == 2
     assert "metrics.jsonl does not exist" in capsys.readouterr().err
+
+
+def test_pretrain_keeps_its_compiled_steps_in_the_albert_jax_cache(tmp_path, monkeypatch):
+    """On by default (the other tests' runs set JAX_COMPILATION_CACHE_DIR, which wins)."""
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("ALBERT_JAX_CACHE", str(tmp_path / "cache"))
+    env = {k: v for k, v in cli_env(1, "").items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    subprocess.run([sys.executable, "-m", "albert_jax.cli", "pretrain", "--config", TINY_CONFIG,
+                    "--workdir", str(tmp_path / "run"), "--config.num_train_steps=1"],
+                   env=env, check=True, capture_output=True, timeout=600)
+    assert any((tmp_path / "cache" / "xla").iterdir())

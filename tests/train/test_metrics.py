@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 
 from albert_jax.model import AlbertConfig, AlbertForPreTraining
+from albert_jax.tasks import pretraining
 from albert_jax.tasks.registry import resolve
 from albert_jax.train import data as data_lib
 from albert_jax.train import devices, loop, metrics, plot
@@ -79,7 +80,7 @@ def tensorboard_tags(directory) -> set[str]:
     return tags
 
 
-def test_run_writes_metrics_tensorboard_plot_and_a_loadable_model(tiny_config, tmp_path):
+def test_run_writes_metrics_tensorboard_plot_and_a_loadable_model(tiny_config, tmp_path, capsys):
     config = tiny_config("--config.num_train_steps=4", "--config.log_every_steps=2",
                          "--config.eval_every_steps=2", "--config.eval_steps=1",
                          "--config.peak_flops_per_device=1e12")
@@ -91,7 +92,14 @@ def test_run_writes_metrics_tensorboard_plot_and_a_loadable_model(tiny_config, t
     for record in train:
         assert REQUIRED | {"mfu"} <= set(record)
         assert np.isclose(record["mfu"], record["tflops_per_device"])  # peak 1 TFLOP/s
-    assert {"eval_loss", "eval_mlm_accuracy", "eval_sop_accuracy"} <= set(evals[0])
+    assert {"eval_loss", "eval_mlm_accuracy", "eval_sop_accuracy", "eval_mlm_accuracy_baseline",
+            "eval_sop_accuracy_baseline"} <= set(evals[0])
+    assert 0.5 <= evals[0]["eval_sop_accuracy_baseline"] <= 1
+    eval_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("eval step 4")]
+    assert len(eval_lines) == 1 and "mlm_accuracy " in eval_lines[0]
+    assert (f"sop_accuracy {metrics._fmt(evals[1]['eval_sop_accuracy'])} "
+            f"(baseline {metrics._fmt(evals[1]['eval_sop_accuracy_baseline'])})") in eval_lines[0]
+    assert "accuracy_baseline" not in eval_lines[0]
     assert REQUIRED | {"eval_loss"} <= tensorboard_tags(tmp_path / "tensorboard")
 
     png = plot.plot(str(tmp_path))
@@ -145,3 +153,21 @@ def test_logged_step_times_add_up_to_the_training_time(tiny_config, tmp_path, mo
     logged = sum(10 * step_time for _, _, step_time in events["logs"])
     assert last_step == 20 and paused > 0
     assert abs(logged - wall) < 0.1 * wall, (logged, wall)
+
+
+def test_eval_baselines_are_the_most_frequent_target_and_the_majority_label(tiny_config):
+    """On the same held-out examples as the accuracies: padding slots and unused packed SOP
+    entries (weight 0) count for nothing."""
+    task = resolve(tiny_config()).task
+    batch = {"masked_lm_ids": jnp.array([[5, 5, 7], [5, 2, 0]]),
+             "masked_lm_weights": jnp.array([[1, 1, 1], [1, 1, 0]]),
+             # Packed rows: two SOP entries each, the last one unused.
+             "sentence_order_label": jnp.array([[0, 1], [0, 1]]),
+             "sentence_order_weights": jnp.array([[1, 1], [1, 0]])}
+    sums = {**jax.device_get(pretraining.baseline_sums(batch, vocab_size=8)),
+            "mlm_nll": 0.0, "mlm_correct": 0.0, "mlm_count": 5.0, "sop_nll": 0.0, "sop_correct": 0.0,
+            "examples": 3.0}
+    assert sums["mlm_target_counts"].tolist() == [0, 0, 1, 0, 0, 3, 0, 1]
+    evaluated = task.evaluate(sums, {})
+    assert evaluated["mlm_accuracy_baseline"] == pytest.approx(3 / 5)
+    assert evaluated["sop_accuracy_baseline"] == pytest.approx(2 / 3)  # label 0, of 3 examples
