@@ -1,5 +1,7 @@
 """Model behaviour: shared-layer loop, dropout, gradients, remat, dtypes, bad input, sharding names."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,17 +81,20 @@ def test_train_mode_uses_dropout_and_eval_mode_does_not():
                                   model(ids, deterministic=True).prediction_logits)
 
 
+@functools.cache
+def _gradients(remat_policy: str) -> list[np.ndarray]:
+    """Gradients of the shared-layer model under a remat policy; cached, so the plain ones are
+    compiled once for every policy compared with them."""
+    ids, positions = _ids(), np.array([[1, 2], [3, 4]], np.int32)
+    model = AlbertForPreTraining(SHARED.replace(remat_policy=remat_policy), rngs=nnx.Rngs(0))
+    key = jax.random.key(0)  # the same dropout masks for every policy
+    loss = lambda m: jnp.sum(m(ids, masked_lm_positions=positions, rngs=key).prediction_logits ** 2)
+    return [np.asarray(leaf) for leaf in jax.tree.leaves(nnx.jit(nnx.grad(loss))(model))]
+
+
 @pytest.mark.parametrize("policy", ["full", "dots", "dots_no_batch", "matmuls"])
 def test_remat_policies_give_the_same_gradients(policy):
-    ids, positions = _ids(), np.array([[1, 2], [3, 4]], np.int32)
-
-    def grads(config):
-        model = AlbertForPreTraining(config, rngs=nnx.Rngs(0))
-        key = jax.random.key(0)  # the same dropout masks for both runs
-        loss = lambda m: jnp.sum(m(ids, masked_lm_positions=positions, rngs=key).prediction_logits ** 2)
-        return jax.tree.leaves(nnx.jit(nnx.grad(loss))(model))
-
-    for plain, remat in zip(grads(SHARED), grads(SHARED.replace(remat_policy=policy))):
+    for plain, remat in zip(_gradients("none"), _gradients(policy), strict=True):
         np.testing.assert_allclose(plain, remat, rtol=1e-4, atol=1e-5)
 
 
