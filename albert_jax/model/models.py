@@ -272,9 +272,12 @@ class AlbertForSequenceClassification(_AlbertWithHead):
                                 axes=("hidden", None), rngs=rngs)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 *, rngs=None, deterministic=None) -> LogitsOutput:
+                 *, segment_ids=None, cls_positions=None, rngs=None, deterministic=None) -> LogitsOutput:
+        """Packed rows give `segment_ids` and `cls_positions` [batch, examples]: `logits` are
+        then [batch, examples, num_labels], one prediction per example."""
         out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                     rngs, deterministic)
+                                     rngs, deterministic, segment_ids=segment_ids,
+                                     cls_positions=cls_positions)
         pooled = dropout(out.pooler_output, self.dropout_rate, head_key)
         return LogitsOutput(logits=self.classifier(pooled).astype(jnp.float32))
 
@@ -290,9 +293,12 @@ class AlbertForTokenClassification(_AlbertWithHead):
                                 axes=("hidden", None), rngs=rngs)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 *, rngs=None, deterministic=None) -> LogitsOutput:
+                 *, segment_ids=None, cls_positions=None, rngs=None, deterministic=None) -> LogitsOutput:
+        """Packed rows give `segment_ids` and may give `cls_positions` [batch, examples]: no
+        pooling here, but their width bounds the examples per row for cuDNN's packed layout."""
         out, head_key = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                     rngs, deterministic)
+                                     rngs, deterministic, segment_ids=segment_ids,
+                                     cls_positions=cls_positions)
         hidden = dropout(out.last_hidden_state, self.dropout_rate, head_key)
         return LogitsOutput(logits=self.classifier(hidden).astype(jnp.float32))
 

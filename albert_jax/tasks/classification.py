@@ -28,20 +28,24 @@ class TextClassificationTask(FinetuneTask):
     of `TextExample`s."""
 
     model_class = AlbertForSequenceClassification
+    packable = True
 
     def example_spec(self, length: int) -> dict[str, FieldSpec]:
-        return {
+        return self.packed_spec({
             "input_ids": ((length,), np.int32),
             "attention_mask": ((length,), np.int32),
             "token_type_ids": ((length,), np.int32),
             "labels": ((), np.float32 if self.regression else np.int32),
             EXAMPLE_INDEX: ((), np.int32),
-        }
+        }, length)
 
     def head_sums(self, logits: jax.Array, batch: Batch) -> Sums:
+        # Packed rows have one output per example slot: [rows, slots, ...] -> [examples, ...].
+        logits, labels = logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1)
+        weights = self.weights(batch).reshape(-1)
         if self.regression:
-            return regression_sums(logits, batch["labels"], self.weights(batch))
-        return classification_sums(logits, batch["labels"], self.weights(batch))
+            return regression_sums(logits, labels, weights)
+        return classification_sums(logits, labels, weights)
 
     def _gold(self, example: TextExample) -> float | int:
         return float(example.label) if self.regression else self.labels.index(example.label)

@@ -11,6 +11,14 @@ Batches: the training order is a seeded shuffle of all examples, reshuffled ever
 global batches. Every process knows every example's length, so all processes pad a batch to the
 same bucket (the smallest of `length_buckets` that holds its longest example) and then take their
 own rows. The trainer compiles its step once per bucket.
+
+Packed batches (`data.packing`, for the tasks whose `packable` is True): the same order is packed
+first fit into rows of the maximum length, up to `data.max_examples_per_row` examples each
+(`data.packing`); every process packs the same stream and takes its own rows of each global
+batch. `global_batch_size` then counts rows, so a step trains on a varying number of examples,
+and the loss is still the mean over those examples (per example, not per row). Dev sets and
+prediction inputs are packed in order, and every output carries its example's index, so results
+come back one per example in the original order.
 """
 
 from __future__ import annotations
@@ -32,13 +40,14 @@ from flax import nnx
 from ml_collections import config_dict
 
 from albert_jax import storage
+from albert_jax.data import packing
 from albert_jax.errors import InputError
 from albert_jax.model import AlbertConfig
 from albert_jax.tasks.losses import counts, mean_loss
 from albert_jax.train import config as config_lib
 from albert_jax.train import data as data_lib
 from albert_jax.train import metrics as metrics_lib
-from albert_jax.train.task import Batch, Sums
+from albert_jax.train.task import Batch, FieldSpec, Sums
 
 log = logging.getLogger("albert_jax")
 
@@ -47,6 +56,11 @@ log = logging.getLogger("albert_jax")
 EXAMPLE_INDEX = "example_index"
 # The smallest length bucket; buckets double up to the task's maximum length.
 _SMALLEST_BUCKET = 16
+# Rows the packer fills at once (at least; a larger global batch opens that many): more leave
+# less padding, and each holds only `max_length` tokens of every field.
+_MIN_PACKING_BINS = 64
+# The training examples the start-of-run padding report packs (the first of the first pass).
+_REPORTED_EXAMPLES = 20_000
 
 
 def finetune_config() -> ml_collections.ConfigDict:
@@ -77,6 +91,12 @@ def finetune_config() -> ml_collections.ConfigDict:
     c.seeds = ""
     # Where the task's data is; each task's config documents the keys it reads.
     c.data = ml_collections.ConfigDict()
+    # Several examples per row of seq_length instead of one padded example (classification,
+    # regression, tagging; see the module docstring): global_batch_size then counts rows.
+    c.data.packing = False
+    # Fine-tuning examples are short (a GLUE sentence is a few dozen tokens), so more of them
+    # fit a row than pretraining's 8.
+    c.data.max_examples_per_row = 16
     return c
 
 
@@ -173,6 +193,14 @@ class Encoded:
     def lengths(self) -> np.ndarray:
         return np.array([ids.shape[-1] for ids in self.tokens["input_ids"]], np.int64)
 
+    def example(self, index: int) -> dict[str, np.ndarray]:
+        """Example `index` unpadded, as `packing.pack_examples` takes it: its token fields
+        (without attention_mask, which a packed row derives) and its values, each shaped (1,)."""
+        out = {name: fields[index] for name, fields in self.tokens.items() if name != "attention_mask"}
+        out.update({name: values[index].reshape(1) for name, values in self.values.items()})
+        out[EXAMPLE_INDEX] = np.array([index], np.int32)
+        return out
+
     def batch(self, indices: np.ndarray, width: int) -> dict[str, np.ndarray]:
         """The examples at `indices` (-1: a padding row), every token field padded to `width`."""
         real = np.maximum(indices, 0)
@@ -210,21 +238,38 @@ class _GlobalBatch:
         return self.encoded.batch(indices[self.rows[0]:self.rows[1]], width)
 
 
+class _Rows:
+    """A global batch -> this process's rows [start, stop)."""
+
+    def __init__(self, rows: tuple[int, int]):
+        self.rows = rows
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: value[self.rows[0]:self.rows[1]] for name, value in batch.items()}
+
+
 class FinetuneData:
-    """A task's tokenized train and dev examples as the trainer's `TaskData`."""
+    """A task's tokenized train and dev examples as the trainer's `TaskData`; packed rows of up
+    to `max_examples_per_row` examples when that is positive (0: one padded example per row)."""
 
     def __init__(self, train: Encoded, dev: Encoded | None, *, buckets: Sequence[int],
-                 global_batch_size: int, seed: int, tokenizer_path: Path):
+                 global_batch_size: int, seed: int, tokenizer_path: Path, max_examples_per_row: int = 0):
         if len(train) == 0:
             raise InputError("the training set has no examples")
         self.train, self.dev, self.buckets = train, dev, tuple(buckets)
         self.global_batch_size, self.seed = global_batch_size, seed
         self.tokenizer_path = tokenizer_path
         self.has_eval = dev is not None and len(dev) > 0
+        self.max_examples_per_row = max_examples_per_row
+
+    def _order(self) -> grain.MapDataset:
+        return grain.MapDataset.range(len(self.train)).shuffle(seed=self.seed).repeat()
 
     def train_iterator(self, rows: tuple[int, int]) -> grain.DatasetIterator:
-        order = (grain.MapDataset.range(len(self.train)).shuffle(seed=self.seed).repeat()
-                 .batch(self.global_batch_size, drop_remainder=True)
+        if self.max_examples_per_row:
+            packed = self._packed(self.train, self._order().to_iter_dataset())
+            return iter(packed.batch(self.global_batch_size, drop_remainder=True).map(_Rows(rows)))
+        order = (self._order().batch(self.global_batch_size, drop_remainder=True)
                  .map(_GlobalBatch(self.train, self.buckets, rows)))
         return iter(order.to_iter_dataset())
 
@@ -235,15 +280,80 @@ class FinetuneData:
     def batches_of(self, encoded: Encoded, rows: tuple[int, int]) -> Iterator[dict[str, np.ndarray]]:
         """`encoded` in order, in global batches, the last completed with padding rows."""
         size = self.global_batch_size
+        if self.max_examples_per_row:
+            yield from self._packed_batches(encoded, rows)
+            return
         count = -(-len(encoded) // size) * size
         indices = np.where(np.arange(count) < len(encoded), np.arange(count), -1)
         make = _GlobalBatch(encoded, self.buckets, rows)
         for start in range(0, count, size):
             yield make(indices[start:start + size])
 
+    def _packed(self, encoded: Encoded, indices: grain.IterDataset) -> grain.IterDataset:
+        """Packed rows of the examples at `indices`, in that order."""
+        tokens = {name: pad for name, pad in encoded.pad.items() if name != "attention_mask"}
+        values = dict.fromkeys(encoded.values, 0) | {EXAMPLE_INDEX: -1}
+        return packing.pack_examples(
+            indices.map(encoded.example), length=self.buckets[-1], max_examples=self.max_examples_per_row,
+            token_padding=tokens, example_padding=values,
+            num_packing_bins=max(self.global_batch_size, _MIN_PACKING_BINS))
+
+    def _packed_batches(self, encoded: Encoded, rows: tuple[int, int]) -> Iterator[dict[str, np.ndarray]]:
+        """`encoded` packed in order into global batches, the last completed with empty rows
+        (no tokens, every example index -1)."""
+        packed = list(self._packed(encoded, grain.MapDataset.range(len(encoded)).to_iter_dataset()))
+        size = self.global_batch_size
+        empty = {name: np.full_like(value, -1 if name == EXAMPLE_INDEX else encoded.pad.get(name, 0))
+                 for name, value in packed[0].items()}
+        packed += [empty] * (-len(packed) % size)
+        take = _Rows(rows)
+        for start in range(0, len(packed), size):
+            yield take({name: np.stack([row[name] for row in packed[start:start + size]])
+                        for name in empty})
+
+    def padding_report(self) -> dict[str, float]:
+        """Padding of (up to) the first `_REPORTED_EXAMPLES` training examples of the first pass:
+        one example per row padded to its global batch's length bucket, as an unpacked run pads
+        them, and packed as this run packs them."""
+        first_pass = self._order()
+        order = np.asarray([first_pass[i] for i in range(min(len(self.train), _REPORTED_EXAMPLES))])
+        lengths = self.train.lengths()
+        real, rows, examples = 0, 0, 0
+        for row in self._packed(self.train, grain.MapDataset.source(order).to_iter_dataset()):
+            real, rows = real + int(row["attention_mask"].sum()), rows + 1
+            examples += int(np.sum(row[EXAMPLE_INDEX] >= 0))
+        size = self.global_batch_size
+        widths = [bucket_of(int(lengths[order[i:i + size]].max()), self.buckets) * len(order[i:i + size])
+                  for i in range(0, len(order), size)]
+        return {"examples": examples, "padded": 1 - lengths[order].sum() / sum(widths),
+                "packed": 1 - real / (rows * self.buckets[-1]), "packed_rows": rows,
+                "examples_per_row": examples / rows}
+
+
+def real_rows_mask(batch: Batch) -> jax.Array:
+    """[batch] 1.0 for the rows that hold an example (packed: at least one), 0.0 for padding rows."""
+    index = batch[EXAMPLE_INDEX]
+    return jnp.any(index.reshape(index.shape[0], -1) >= 0, axis=1).astype(jnp.float32)
+
+
+def per_example_tokens(values: jax.Array, batch: Batch) -> jax.Array:
+    """A per-token output of packed rows [batch, length] as one row per example slot
+    [batch, max_examples_per_row, length]: example k's tokens from its first, zeros after its
+    last (and everywhere for an unused slot), as its own unpacked row would be padded."""
+    length = values.shape[1]
+    slots = batch["cls_positions"].shape[1]
+    where = batch["cls_positions"][:, :, None] + jnp.arange(length)[None, None, :]
+    inside = where < length
+    where = jnp.minimum(where, length - 1)
+    gathered = jnp.take_along_axis(values[:, None, :], where, axis=2)
+    segment = jnp.take_along_axis(batch["segment_ids"][:, None, :], where, axis=2)
+    own = inside & (segment == jnp.arange(1, slots + 1)[None, :, None])
+    return jnp.where(own, gathered, 0)
+
 
 def real_rows(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Eval outputs without the padding rows, in example order."""
+    """Eval outputs without the padding rows (or unused example slots of packed rows), in
+    example order."""
     keep = outputs[EXAMPLE_INDEX] >= 0
     order = np.argsort(outputs[EXAMPLE_INDEX][keep], kind="stable")
     return {k: np.asarray(v)[keep][order] for k, v in outputs.items()}
@@ -258,8 +368,9 @@ def write_jsonl(path: str | os.PathLike, records: Sequence[dict[str, Any]]) -> N
 
 # (labels, predictions) -> metrics, as the functions of `tasks.metrics` compute them.
 Metrics = Callable[[Any, Any], dict[str, float]]
-# The loss terms' sums and counts (`tasks.losses`), then the padding statistics.
-SUM_KEYS = ("nll", "correct", "squared_error", "count", "tokens", "slots")
+# The loss terms' sums and counts (`tasks.losses`), then the padding statistics and the
+# examples trained on (which vary per step with packing).
+SUM_KEYS = ("nll", "correct", "squared_error", "count", "tokens", "slots", "examples")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,10 +400,15 @@ class FinetuneTask:
     max_length: int
     seed: int
     tokenizer_path: Path
+    #: Examples per packed row (`data.packing`); 0: one example per row, padded.
+    max_examples_per_row: int = 0
 
     sum_keys = SUM_KEYS
     #: The paper's maximum length for the task (lowered to the model's positions if longer).
     default_length = 512
+    #: Whether `data.packing` applies: the task's model reads each example at its [CLS] or per
+    #: token (`packed_spec`), so several examples can share a row.
+    packable = False
 
     @classmethod
     def create(cls, config: ml_collections.ConfigDict, *, name: str, labels: tuple[str, ...] | None,
@@ -305,14 +421,29 @@ class FinetuneTask:
         model = starting_model(config).replace(num_labels=num_labels, label_names=label_names)
         return cls(name, labels, tuple(train), tuple(dev), metrics_fn, (best_metric, True), model,
                    max_length(config, model, cls.default_length), config.seed, tokenizer_file(config),
-                   **fields)
+                   max_examples_per_row=cls.examples_per_row(config, name), **fields)
 
     @classmethod
     def for_prediction(cls, config: ml_collections.ConfigDict, model: AlbertConfig,
                        labels: tuple[str, ...] | None, tokenizer_path: Path, **fields: Any) -> FinetuneTask:
         """The task of a finished run (its saved config and model), without its data."""
         return cls(config.task, labels, (), (), None, ("", True), model,
-                   max_length(config, model, cls.default_length), config.seed, tokenizer_path, **fields)
+                   max_length(config, model, cls.default_length), config.seed, tokenizer_path,
+                   max_examples_per_row=cls.examples_per_row(config, config.task), **fields)
+
+    @classmethod
+    def examples_per_row(cls, config: ml_collections.ConfigDict, name: str) -> int:
+        """`data.max_examples_per_row` with `data.packing` (0 without); refuses packing for a
+        task that is not `packable`. Runs saved before packing existed read as unpacked."""
+        data = config.get("data") or {}
+        if not data.get("packing", False):
+            return 0
+        if not cls.packable:
+            raise InputError(f"data.packing: {name} keeps one example per row (packing serves sequence "
+                             "classification, regression and tagging); set --config.data.packing=false")
+        if data.max_examples_per_row < 1:
+            raise InputError(f"data.max_examples_per_row must be positive, got {data.max_examples_per_row}")
+        return data.max_examples_per_row
 
     @staticmethod
     def head_labels(labels: tuple[str, ...] | None) -> tuple[int, tuple[str, ...]]:
@@ -324,8 +455,26 @@ class FinetuneTask:
         return self.labels is None
 
     @property
+    def packed(self) -> bool:
+        return self.max_examples_per_row > 0
+
+    @property
     def lengths(self) -> tuple[int, ...]:
-        return length_buckets(self.max_length)
+        # Packed rows are filled to the maximum length: one width, one compiled step.
+        return (self.max_length,) if self.packed else length_buckets(self.max_length)
+
+    def packed_spec(self, spec: dict[str, FieldSpec], length: int) -> dict[str, FieldSpec]:
+        """The batch contract `spec` of one example per row as this task's rows: unchanged
+        without packing; packed, the [length] fields hold a row's examples one after another,
+        each per-example field (shape ()) gets one slot per example [max_examples_per_row], and
+        segment_ids, position_ids [length] and cls_positions [max_examples_per_row] are added
+        (see `packing.pack_examples`)."""
+        if not self.packed:
+            return spec
+        slots = (self.max_examples_per_row,)
+        out = {name: (slots if shape == () else shape, dtype) for name, (shape, dtype) in spec.items()}
+        return out | {"segment_ids": ((length,), np.int32), "position_ids": ((length,), np.int32),
+                      "cls_positions": (slots, np.int32)}
 
     def model_config(self, config: ml_collections.ConfigDict) -> AlbertConfig:
         return self.model
@@ -333,11 +482,16 @@ class FinetuneTask:
     # -- the loss ------------------------------------------------------------------------------
 
     def logits(self, model: nnx.Module, batch: Batch, dropout_key: jax.Array | None) -> jax.Array:
+        if "segment_ids" in batch:  # packed rows: one output per example, at its [CLS]
+            return model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                         position_ids=batch["position_ids"], segment_ids=batch["segment_ids"],
+                         cls_positions=batch["cls_positions"], rngs=dropout_key).logits
         return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
                      rngs=dropout_key).logits
 
     def weights(self, batch: Batch) -> jax.Array:
-        """1 for what the loss counts (rows, or tokens), 0 for padding."""
+        """1 for what the loss counts (examples, or tokens), 0 for padding: [batch], or
+        [batch, max_examples_per_row] for packed rows."""
         return (batch[EXAMPLE_INDEX] >= 0).astype(jnp.float32)
 
     def head_sums(self, logits: jax.Array, batch: Batch) -> Sums:
@@ -345,10 +499,11 @@ class FinetuneTask:
 
     def _sums(self, logits: jax.Array, batch: Batch) -> Sums:
         sums = self.head_sums(logits, batch)
-        rows = (batch[EXAMPLE_INDEX] >= 0).astype(jnp.float32)
+        rows = real_rows_mask(batch)
         mask = batch["attention_mask"].astype(jnp.float32)
         sums["tokens"] = jnp.sum(mask * rows.reshape(rows.shape + (1,) * (mask.ndim - 1)))
         sums["slots"] = jnp.sum(rows) * (mask.size // mask.shape[0])
+        sums["examples"] = jnp.sum(batch[EXAMPLE_INDEX] >= 0, dtype=jnp.float32)
         return {k: sums.get(k, jnp.zeros((), jnp.float32)) for k in self.sum_keys}
 
     def sums(self, model: nnx.Module, batch: Batch, dropout_key: jax.Array | None) -> Sums:
@@ -368,8 +523,11 @@ class FinetuneTask:
         out = {"loss": mean_loss(self._loss_sums(sums))}
         if not self.regression:
             out["accuracy"] = sums["correct"] / jnp.maximum(sums["count"], 1.0)
-        # Share of the padded token slots that hold no token: what the length buckets leave.
+        # Share of the padded token slots that hold no token: what the length buckets (or the
+        # packing) leave.
         out["padding_fraction"] = 1.0 - sums["tokens"] / jnp.maximum(sums["slots"], 1.0)
+        if self.packed:  # global_batch_size counts rows: say how many examples a step trained on
+            out["examples_per_step"] = sums["examples"]
         return out
 
     # -- evaluation ----------------------------------------------------------------------------
@@ -433,10 +591,20 @@ class FinetuneTask:
                              f"but the model's vocab_size is {model.vocab_size}; use the tokenizer "
                              "the model was pretrained with")
         dev = [example for example, _ in self.dev_examples()]
-        return FinetuneData(self.encode(tokenizer, self.train),
+        data = FinetuneData(self.encode(tokenizer, self.train),
                             self.encode(tokenizer, dev) if dev else None,
                             buckets=self.lengths, global_batch_size=global_batch_size,
-                            seed=self.seed, tokenizer_path=self.tokenizer_path)
+                            seed=self.seed, tokenizer_path=self.tokenizer_path,
+                            max_examples_per_row=self.max_examples_per_row)
+        if self.packed and jax.process_index() == 0:
+            report = data.padding_report()
+            log.info("packing (data.packing): padding %.1f%% of the tokens one example per row (length "
+                     "buckets), %.1f%% packed at length %d, %.2f examples per row over the first %d "
+                     "training examples; a step of %d rows trains on about %.0f examples",
+                     100 * report["padded"], 100 * report["packed"], self.max_length,
+                     report["examples_per_row"], report["examples"], global_batch_size,
+                     global_batch_size * report["examples_per_row"])
+        return data
 
     def flops_per_example(self, model: AlbertConfig) -> float:
         return metrics_lib.train_flops_per_example(model, self.max_length, 0)
@@ -539,7 +707,8 @@ def predict(workdir: str, input_path: str, output_path: str, output_format: str 
     # The outputs evaluation reads (with what the task needs beside the logits, e.g. word starts).
     forward = nnx.jit(lambda model, batch: task.eval_outputs(model, batch)[1])
     batches = FinetuneData(encoded, None, buckets=task.lengths, global_batch_size=config.global_batch_size,
-                           seed=0, tokenizer_path=tokenizer_path)
+                           seed=0, tokenizer_path=tokenizer_path,
+                           max_examples_per_row=task.max_examples_per_row)
     outputs = [jax.device_get(forward(model, batch))
                for batch in batches.batches_of(encoded, (0, config.global_batch_size))]
     rows = real_rows({k: data_lib.concatenate([o[k] for o in outputs]) for k in outputs[0]})

@@ -55,20 +55,20 @@ class TokenTaggingTask(FinetuneTask):
 
     model_class = AlbertForTokenClassification
     default_length = 128
+    packable = True
 
     def example_spec(self, length: int) -> dict[str, FieldSpec]:
-        return {
+        return self.packed_spec({
             "input_ids": ((length,), np.int32),
             "attention_mask": ((length,), np.int32),
             "token_type_ids": ((length,), np.int32),
             "labels": ((length,), np.int32),
             "word_starts": ((length,), np.int32),  # 1 at each word's first sub-token
             EXAMPLE_INDEX: ((), np.int32),
-        }
+        }, length)
 
     def weights(self, batch: Batch) -> jax.Array:
-        rows = (batch[EXAMPLE_INDEX] >= 0).astype(jnp.float32)
-        return batch["word_starts"].astype(jnp.float32) * rows[:, None]
+        return batch["word_starts"].astype(jnp.float32) * finetune.real_rows_mask(batch)[:, None]
 
     def head_sums(self, logits: jax.Array, batch: Batch) -> Sums:
         return token_classification_sums(logits, batch["labels"], self.weights(batch))
@@ -78,7 +78,11 @@ class TokenTaggingTask(FinetuneTask):
 
     def eval_outputs(self, model, batch: Batch):
         sums, outputs = super().eval_outputs(model, batch)
-        return sums, {**outputs, "word_starts": batch["word_starts"]}
+        outputs = {**outputs, "word_starts": batch["word_starts"]}
+        if "segment_ids" in batch:  # packed rows: each example's tokens on a row of their own
+            outputs.update({name: finetune.per_example_tokens(outputs[name], batch)
+                            for name in ("tags", "word_starts")})
+        return sums, outputs
 
     def _word_tags(self, examples: Sequence[TaggedExample], rows: dict[str, np.ndarray]) -> list[list[str]]:
         tagged = []
