@@ -94,9 +94,9 @@ def finetune_config() -> ml_collections.ConfigDict:
     # Several examples per row of seq_length instead of one padded example (classification,
     # regression, tagging; see the module docstring): global_batch_size then counts rows.
     c.data.packing = False
-    # Fine-tuning examples are short (a GLUE sentence is a few dozen tokens), so more of them
-    # fit a row than pretraining's 8.
-    c.data.max_examples_per_row = 16
+    # Fine-tuning examples are short (a GLUE sentence is a few dozen tokens): at length 512 a
+    # row holds over 20 of them, so the bound is higher than pretraining's 8 (README: Fine-tuning).
+    c.data.max_examples_per_row = 32
     return c
 
 
@@ -193,13 +193,6 @@ class Encoded:
     def lengths(self) -> np.ndarray:
         return np.array([ids.shape[-1] for ids in self.tokens["input_ids"]], np.int64)
 
-    def example(self, index: int) -> dict[str, np.ndarray]:
-        """Example `index` unpadded, as `packing.pack_examples` takes it: its token fields
-        (without attention_mask, which a packed row derives) and its values, each shaped (1,)."""
-        out = {name: fields[index] for name, fields in self.tokens.items() if name != "attention_mask"}
-        out.update({name: values[index].reshape(1) for name, values in self.values.items()})
-        out[EXAMPLE_INDEX] = np.array([index], np.int32)
-        return out
 
     def batch(self, indices: np.ndarray, width: int) -> dict[str, np.ndarray]:
         """The examples at `indices` (-1: a padding row), every token field padded to `width`."""
@@ -236,6 +229,23 @@ class _GlobalBatch:
         real = indices[indices >= 0]
         width = bucket_of(int(self.lengths[real].max()) if len(real) else 1, self.buckets)
         return self.encoded.batch(indices[self.rows[0]:self.rows[1]], width)
+
+
+class _Unpadded:
+    """An example's index -> the example unpadded, as `packing.pack_examples` takes it: its
+    token fields (without attention_mask, which a packed row derives) and its values, each
+    shaped (1,). (A class, not a bound method: grain names a transform by its repr, and an
+    `Encoded`'s repr prints every example.)"""
+
+    def __init__(self, encoded: Encoded):
+        self.encoded = encoded
+
+    def __call__(self, index: int) -> dict[str, np.ndarray]:
+        tokens, values = self.encoded.tokens, self.encoded.values
+        out = {name: fields[index] for name, fields in tokens.items() if name != "attention_mask"}
+        out.update({name: column[index].reshape(1) for name, column in values.items()})
+        out[EXAMPLE_INDEX] = np.array([index], np.int32)
+        return out
 
 
 class _Rows:
@@ -294,7 +304,7 @@ class FinetuneData:
         tokens = {name: pad for name, pad in encoded.pad.items() if name != "attention_mask"}
         values = dict.fromkeys(encoded.values, 0) | {EXAMPLE_INDEX: -1}
         return packing.pack_examples(
-            indices.map(encoded.example), length=self.buckets[-1], max_examples=self.max_examples_per_row,
+            indices.map(_Unpadded(encoded)), length=self.buckets[-1], max_examples=self.max_examples_per_row,
             token_padding=tokens, example_padding=values,
             num_packing_bins=max(self.global_batch_size, _MIN_PACKING_BINS))
 
@@ -323,7 +333,8 @@ class FinetuneData:
             real, rows = real + int(row["attention_mask"].sum()), rows + 1
             examples += int(np.sum(row[EXAMPLE_INDEX] >= 0))
         size = self.global_batch_size
-        widths = [bucket_of(int(lengths[order[i:i + size]].max()), self.buckets) * len(order[i:i + size])
+        buckets = length_buckets(self.buckets[-1])  # an unpacked run's
+        widths = [bucket_of(int(lengths[order[i:i + size]].max()), buckets) * len(order[i:i + size])
                   for i in range(0, len(order), size)]
         return {"examples": examples, "padded": 1 - lengths[order].sum() / sum(widths),
                 "packed": 1 - real / (rows * self.buckets[-1]), "packed_rows": rows,
@@ -415,13 +426,14 @@ class FinetuneTask:
                train: Sequence[Any], dev: Sequence[DevSet], metrics_fn: Metrics, best_metric: str,
                **fields: Any) -> FinetuneTask:
         """The task with the model it starts from, given as many outputs as it has labels."""
+        per_row = cls.examples_per_row(config, name)
         if not train:
             raise InputError(f"{name}: the training set has no examples")
         num_labels, label_names = cls.head_labels(labels)
         model = starting_model(config).replace(num_labels=num_labels, label_names=label_names)
         return cls(name, labels, tuple(train), tuple(dev), metrics_fn, (best_metric, True), model,
                    max_length(config, model, cls.default_length), config.seed, tokenizer_file(config),
-                   max_examples_per_row=cls.examples_per_row(config, name), **fields)
+                   max_examples_per_row=per_row, **fields)
 
     @classmethod
     def for_prediction(cls, config: ml_collections.ConfigDict, model: AlbertConfig,

@@ -118,6 +118,21 @@ def test_per_example_tokens_cut_each_example_out_of_its_row():
                                   [[[5, 6, 7, 0, 0, 0], [8, 9, 0, 0, 0, 0], [0] * 6]])
 
 
+def test_the_padding_report_counts_what_each_layout_pads():
+    encoded = toy_examples("classes")
+    lengths = encoded.lengths()
+    data = FinetuneData(encoded, None, buckets=(LENGTH,), global_batch_size=EXAMPLES, seed=0,
+                        tokenizer_path=None, max_examples_per_row=PER_ROW)
+    report = data.padding_report()
+    rows = report["packed_rows"]
+    assert report["examples"] == EXAMPLES and report["examples_per_row"] == EXAMPLES / rows
+    # One batch of every example: an unpacked run pads it to the bucket of its longest (20 -> 32).
+    assert lengths.max() == 20
+    np.testing.assert_allclose(report["padded"], 1 - lengths.sum() / (EXAMPLES * 32))
+    np.testing.assert_allclose(report["packed"], 1 - lengths.sum() / (rows * LENGTH))
+    assert report["packed"] < report["padded"] / 2
+
+
 # -- through the CLI -----------------------------------------------------------------------------
 
 PACKED = ["--config.data.packing=true", "--config.data.max_examples_per_row=4"]
