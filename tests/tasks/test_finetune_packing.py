@@ -133,6 +133,25 @@ def test_the_padding_report_counts_what_each_layout_pads():
     assert report["packed"] < report["padded"] / 2
 
 
+def test_packed_training_batches_resume_exactly():
+    """The packer's open rows are part of the iterator state, so a resumed run trains on the rows an
+    uninterrupted one would have."""
+    encoded = toy_examples("classes")
+    data = FinetuneData(encoded, None, buckets=(LENGTH,), global_batch_size=4, seed=1, tokenizer_path=None,
+                        max_examples_per_row=PER_ROW)
+    iterator = data.train_iterator((0, 4))
+    for _ in range(3):
+        next(iterator)
+    state = iterator.get_state()
+    expected = [next(iterator) for _ in range(3)]
+    resumed = data.train_iterator((0, 4))
+    resumed.set_state(state)
+    for batch in expected:
+        got = next(resumed)
+        for name in batch:
+            np.testing.assert_array_equal(got[name], batch[name], err_msg=name)
+
+
 # -- through the CLI -----------------------------------------------------------------------------
 
 PACKED = ["--config.data.packing=true", "--config.data.max_examples_per_row=4"]
