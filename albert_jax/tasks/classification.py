@@ -2,7 +2,8 @@
 
 The pooled [CLS] output goes through dropout and a dense layer (`AlbertForSequenceClassification`);
 classification is trained with cross-entropy, regression (one output) with squared error, as the
-original `run_classifier.py` and transformers do.
+original `run_classifier.py` and transformers do. With `data.packing` several examples share a
+row, each pooled at its own [CLS] (`tasks.finetune`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ own rows. The trainer compiles its step once per bucket.
 
 Packed batches (`data.packing`, for the tasks whose `packable` is True): the same order is packed
 first fit into rows of the maximum length, up to `data.max_examples_per_row` examples each
-(`data.packing`); every process packs the same stream and takes its own rows of each global
+(`data.packing.pack_examples`); every process packs the same stream and takes its own rows of each global
 batch. `global_batch_size` then counts rows, so a step trains on a varying number of examples,
 and the loss is still the mean over those examples (per example, not per row). Dev sets and
 prediction inputs are packed in order, and every output carries its example's index, so results
@@ -193,7 +193,6 @@ class Encoded:
     def lengths(self) -> np.ndarray:
         return np.array([ids.shape[-1] for ids in self.tokens["input_ids"]], np.int64)
 
-
     def batch(self, indices: np.ndarray, width: int) -> dict[str, np.ndarray]:
         """The examples at `indices` (-1: a padding row), every token field padded to `width`."""
         real = np.maximum(indices, 0)
@@ -289,10 +288,10 @@ class FinetuneData:
 
     def batches_of(self, encoded: Encoded, rows: tuple[int, int]) -> Iterator[dict[str, np.ndarray]]:
         """`encoded` in order, in global batches, the last completed with padding rows."""
-        size = self.global_batch_size
         if self.max_examples_per_row:
             yield from self._packed_batches(encoded, rows)
             return
+        size = self.global_batch_size
         count = -(-len(encoded) // size) * size
         indices = np.where(np.arange(count) < len(encoded), np.arange(count), -1)
         make = _GlobalBatch(encoded, self.buckets, rows)

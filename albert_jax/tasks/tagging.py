@@ -8,7 +8,8 @@
 Each word is tokenized on its own; its first sub-token carries the word's tag and the others
 are not scored. Words cut off by the maximum length are predicted "O". The dev metric is entity
 precision/recall/F1 as seqeval computes it (`data.scheme`: "" for seqeval's default, which reads
-IOB1 and IOB2 alike, or "IOB1"/"IOB2" for its strict mode).
+IOB1 and IOB2 alike, or "IOB1"/"IOB2" for its strict mode). With `data.packing` several
+sentences share a row (`tasks.finetune`); the loss stays the mean over scored tokens.
 """
 
 from __future__ import annotations
