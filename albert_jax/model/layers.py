@@ -18,6 +18,7 @@ from jax.ad_checkpoint import checkpoint_name
 
 from albert_jax.model.attention import AttentionMask, attention_weights, choose_implementation, fused_attention
 from albert_jax.model.config import AlbertConfig
+from albert_jax.model.dropout import DROPOUT_MASK, dropout
 from albert_jax.model.sharding import constrain, param_init
 
 
@@ -35,27 +36,7 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 # Names the "matmuls" remat policy keeps for the backward pass (`_REMAT_POLICIES`).
-DENSE_INPUT, DENSE_OUTPUT, DROPOUT_MASK = "dense_input", "dense_output", "dropout_mask"
-
-
-def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
-    """Inverted dropout; without a key (eval mode) it is the identity.
-
-    Each element is kept when a 16-bit random number falls below round((1 - rate) * 2**16),
-    and scaled by the inverse of that exact keep probability (within 2**-17 of 1 - rate).
-    Random bits dominate dropout's cost on CPU and threefry spends one hash per 32-bit word,
-    so each word serves two elements: along the last axis, the first half takes the words'
-    low halves and the rest their high halves. The mask is a function of the key and the
-    element's index only, whatever the sharding (threefry is partitionable, `build_program`).
-    """
-    if key is None or rate == 0.0:
-        return x
-    threshold = round((1.0 - rate) * 2**16)
-    n = x.shape[-1]
-    words = jax.random.bits(key, (*x.shape[:-1], (n + 1) // 2), jnp.uint32)
-    keep = jnp.concatenate([(words & 0xFFFF) < threshold, (words >> 16) < threshold], axis=-1)
-    keep = checkpoint_name(keep[..., :n], DROPOUT_MASK)
-    return jnp.where(keep, x * (2**16 / threshold), 0).astype(x.dtype)
+DENSE_INPUT, DENSE_OUTPUT = "dense_input", "dense_output"
 
 
 def _kernel_init(config: AlbertConfig, axes):
