@@ -9,6 +9,7 @@ parallelism.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -103,6 +104,12 @@ class AlbertEmbeddings(nnx.Module):
         return dropout(self.LayerNorm(x), self.dropout_rate, rngs)
 
 
+def _softmax_attention(q, k, v, mask: AttentionMask, key, *, rate: float, dtype) -> jax.Array:
+    """Explicit softmax attention with dropout on the probabilities: the "xla" implementation."""
+    probs = dropout(attention_weights(q, k, mask, dtype=dtype), rate, key)
+    return jnp.einsum("bnqk,bknd->bqnd", probs, v)
+
+
 class AlbertAttention(nnx.Module):
     """Multi-head self-attention, output projection, dropout, then residual LayerNorm (post-LN)."""
 
@@ -116,6 +123,7 @@ class AlbertAttention(nnx.Module):
         self.attention_dropout_rate = config.attention_probs_dropout_prob
         self.output_dropout_rate = config.hidden_dropout_prob
         self.implementation = config.attention_implementation
+        self.recompute_probabilities = config.remat_policy == "attention"
         self.dtype = jnp.dtype(config.dtype)
 
     def __call__(self, x: jax.Array, mask: AttentionMask, *, rngs=None) -> jax.Array:
@@ -127,9 +135,10 @@ class AlbertAttention(nnx.Module):
         dropout_on = self.attention_dropout_rate > 0 and probs_key is not None
         implementation = choose_implementation(self.implementation, q, dropout_on)
         if implementation == "xla":
-            probs = attention_weights(q, k, mask, dtype=self.dtype)
-            probs = dropout(probs, self.attention_dropout_rate, probs_key)
-            context = jnp.einsum("bnqk,bknd->bqnd", probs, v)
+            core = functools.partial(_softmax_attention, rate=self.attention_dropout_rate, dtype=self.dtype)
+            if self.recompute_probabilities:
+                core = jax.checkpoint(core)  # keeps only q, k, v and the key for the backward pass
+            context = core(q, k, v, mask, probs_key)
         else:
             context = fused_attention(implementation, q, k, v, mask)
         context = constrain(context, heads)
@@ -206,7 +215,7 @@ class AlbertTransformer(nnx.Module):
         def apply_layer(h, layer_params, key):
             return nnx.merge(graphdef, layer_params)(h, mask, rngs=key)
 
-        if c.remat_policy != "none":
+        if c.remat_policy in _REMAT_POLICIES:  # "attention" acts inside the layer instead
             apply_layer = jax.checkpoint(apply_layer, policy=_REMAT_POLICIES[c.remat_policy],
                                          prevent_cse=False)
 
