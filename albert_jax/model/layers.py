@@ -123,7 +123,7 @@ class AlbertAttention(nnx.Module):
         self.attention_dropout_rate = config.attention_probs_dropout_prob
         self.output_dropout_rate = config.hidden_dropout_prob
         self.implementation = config.attention_implementation
-        self.recompute_probabilities = config.remat_policy == "attention"
+        self.recompute_probabilities = config.remat_policy == "cheap"
         self.dtype = jnp.dtype(config.dtype)
 
     def __call__(self, x: jax.Array, mask: AttentionMask, *, rngs=None) -> jax.Array:
@@ -160,12 +160,20 @@ class AlbertLayer(nnx.Module):
         self.full_layer_layer_norm = layer_norm(H, config, "hidden", rngs)
         self.dropout_rate = config.hidden_dropout_prob
         self.activation = activation(config.hidden_act)
+        self.recompute_activation = config.remat_policy == "cheap"
 
     def __call__(self, x: jax.Array, mask: AttentionMask, *, rngs=None) -> jax.Array:
         attention_key, ffn_key = jax.random.split(rngs) if rngs is not None else (None, None)
         x = self.attention(x, mask, rngs=attention_key)
-        h = constrain(self.activation(self.ffn(x)), ("batch", "length", "act_mlp"))
-        h = dropout(self.ffn_output(h), self.dropout_rate, ffn_key)
+
+        def activation_and_output(h):
+            return self.ffn_output(constrain(self.activation(h), ("batch", "length", "act_mlp")))
+
+        if self.recompute_activation:
+            # Keeps only the activation's input: the B x S x I activation and the tanh inside
+            # GELU are recomputed in the backward pass, elementwise work beside the matmuls.
+            activation_and_output = jax.checkpoint(activation_and_output)
+        h = dropout(activation_and_output(self.ffn(x)), self.dropout_rate, ffn_key)
         return constrain(self.full_layer_layer_norm(x + h), ("batch", "length", "act_hidden"))
 
 
@@ -215,7 +223,7 @@ class AlbertTransformer(nnx.Module):
         def apply_layer(h, layer_params, key):
             return nnx.merge(graphdef, layer_params)(h, mask, rngs=key)
 
-        if c.remat_policy in _REMAT_POLICIES:  # "attention" acts inside the layer instead
+        if c.remat_policy in _REMAT_POLICIES:  # "cheap" acts inside the layer instead
             apply_layer = jax.checkpoint(apply_layer, policy=_REMAT_POLICIES[c.remat_policy],
                                          prevent_cse=False)
 
