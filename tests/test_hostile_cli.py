@@ -123,6 +123,8 @@ CASES = {
                               "--num-processes", "2", "--process-id", "0"],
                              "argument --coordinator-address: expected HOST:PORT, e.g. 10.0.0.2:8476, "
                              "got 'localhost'"),
+    "plot-a-file": (["plot", "{root}/metrics.jsonl"],
+                    "{root}/metrics.jsonl is a file: give the run's workdir, the folder that holds metrics.jsonl"),
     # Outputs where a file is.
     "tokenizer-output-under-a-file": ([*TOKENIZER, "--output", "{root}/file/tokenizer"],
                                       "cannot write '{root}/file': a file, not a directory"),
