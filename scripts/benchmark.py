@@ -10,13 +10,17 @@ One process times one full train step (forward, backward, optimizer update) of e
   LAMB written below (the original's: no bias correction, decay and trust ratio skip LayerNorm
   and biases).
 
-All three get the same config (an albert_jax preset, float32), the same batch (full rows, no
-padding, `--predictions` masked positions per row) and dropout as the preset says. After
-`--warmup` steps each, the steps alternate A B C A B C and the table gives medians.
+All three get the same config (an albert_jax preset, float32), the same batches and dropout as
+the preset says. The batches are full rows of random words (`--data synthetic`, no padding,
+`--predictions` masked positions per row), or the built-in corpus's examples as the trainer makes
+them (`--data corpus`, real lengths: padded rows for all three, and one more albert_jax row fed
+packed rows, `data.packing`). After `--warmup` steps each, the steps alternate A B C A B C and
+the table gives medians.
 
 Measured, and how:
-- tokens/s: batch x sequence / median step time; "ours x" is the first albert_jax row's
-  tokens/s over that row's.
+- tokens/s: batch x sequence / median step time; useful/s: the real (non-padding) tokens of
+  a batch (the mean over the batches) / median step time; "ours x" is the first row's useful/s
+  over that row's (with `--data corpus`, the first row is albert_jax on packed rows).
 - model TFLOP/s: useful FLOPs only, counted once (`metrics.train_flops_per_example`: 3x the
   forward matmuls of every layer application, attention scores and mixing, the pooler and SOP
   classifier, and the MLM head at the masked positions only), whatever the implementation
@@ -35,6 +39,7 @@ The machine is usually shared: compare only within one run, and rerun to confirm
     python scripts/benchmark.py                               # base-v1, batch 8, seq 128 and 512
     python scripts/benchmark.py --seq 128 --steps 2 --warmup 1 --only albert_jax flax
     python scripts/benchmark.py --seq 512 --remat none matmuls    # a row per remat policy
+    python scripts/benchmark.py --seq 512 --data corpus           # real lengths, packed and padded
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import itertools
 import multiprocessing
 import os
 import statistics
@@ -63,26 +69,55 @@ from albert_jax.train.config import Run
 IMPLEMENTATIONS = ("albert_jax", "flax", "torch")
 LABELS = {"albert_jax": "albert_jax", "flax": "transformers FlaxAlbert",
           "torch": "transformers PyTorch"}
+DEFAULT_REMAT = AlbertConfig.remat_policy
+# The embedded default's tokenizer: the built-in corpus's lengths as `data inspect` measures them.
+CORPUS_VOCAB = 256
 # The original's optimizer settings (train/config.py defaults).
 LR, B1, B2, EPS, WEIGHT_DECAY, CLIP = 1e-4, 0.9, 0.999, 1e-6, 0.01, 1.0
 
 
 @dataclasses.dataclass
 class Implementation:
-    step: Callable[[], None]  # one train step, finished when it returns
+    step: Callable[[], None]  # one train step (on the next of its batches), finished when it returns
     compile_s: float | None
     peak_bytes: int | None
+    useful_tokens: float  # real (non-padding) tokens per step, the mean over its batches
 
 
-def make_run(preset: str, batch: int, seq: int, predictions: int) -> Run:
+def _useful_tokens(batches: list[dict[str, np.ndarray]]) -> float:
+    return float(np.mean([np.count_nonzero(b["attention_mask"]) for b in batches]))
+
+
+def make_run(preset: str, batch: int, seq: int, predictions: int, *, packing: bool = False,
+             source: str = "synthetic", **model: object) -> Run:
     config = config_lib.default_config()
     config.model.preset = preset
     config.model.dtype = "float32"
+    for key, value in model.items():
+        config.model[key] = value
     config.global_batch_size, config.seq_length = batch, seq
-    config.data.source = "synthetic"
+    config.data.source = source
+    config.data.packing = packing
     config.data.max_predictions_per_seq = predictions
     config.warmup_steps, config.num_train_steps = 10, 1000
     return config_lib.resolve(config, registry.make_task)
+
+
+def corpus_batches(args, seq: int, packing: bool) -> list[dict[str, np.ndarray]]:
+    """`args.corpus_batches` training batches of the built-in corpus as the trainer makes them:
+    padded rows, or packed rows (`data.packing`).
+
+    The corpus is tokenized with the embedded default's 256-piece tokenizer (the one `albert-jax
+    data inspect --padding` measured); its ids are valid ids of any larger vocabulary, and the
+    lengths of the examples are all that matters to the step's cost.
+    """
+    run = make_run(args.preset, args.batch, seq, args.predictions, packing=packing,
+                   source="builtin", vocab_size=CORPUS_VOCAB)
+    iterator = run.task.open_data(run.model, args.batch).train_iterator((0, args.batch))
+    try:
+        return [{k: np.asarray(v) for k, v in next(iterator).items()} for _ in range(args.corpus_batches)]
+    finally:
+        iterator.close()
 
 
 def make_batch(config: AlbertConfig, batch: int, seq: int, predictions: int) -> dict[str, np.ndarray]:
@@ -119,18 +154,19 @@ def _timed_compile(jitted, *args):
 # -- albert_jax -----------------------------------------------------------------------------------
 
 
-def albert_jax(run: Run, batch: dict[str, np.ndarray]) -> Implementation:
+def albert_jax(run: Run, batches: list[dict[str, np.ndarray]]) -> Implementation:
     program = step_lib.build_program(run, mesh_lib.make_mesh(-1, 1, 1))
     state = program.init()
-    device_batch = {k: jax.device_put(v, program.batch_sharding[k]) for k, v in batch.items()}
-    compiled, compile_s = _timed_compile(program.train_step, state, device_batch)
+    device_batches = itertools.cycle([{k: jax.device_put(v, program.batch_sharding[k]) for k, v in b.items()}
+                                      for b in batches])
+    compiled, compile_s = _timed_compile(program.train_step, state, program.abstract_batch)
 
     def step():
         nonlocal state
-        state, metrics = compiled(state, device_batch)
+        state, metrics = compiled(state, next(device_batches))
         jax.block_until_ready(metrics)
 
-    return Implementation(step, compile_s, _jax_peak(compiled))
+    return Implementation(step, compile_s, _jax_peak(compiled), _useful_tokens(batches))
 
 
 # -- transformers' Flax ALBERT ---------------------------------------------------------------------
@@ -151,10 +187,10 @@ def _pretraining_loss(prediction_logits, sop_logits, batch, take):
     return jnp.mean(mlm) + jnp.mean(sop)
 
 
-def flax_albert(run: Run, batch: dict[str, np.ndarray]) -> Implementation:
+def flax_albert(run: Run, batches: list[dict[str, np.ndarray]]) -> Implementation:
     import transformers
 
-    seq = batch["input_ids"].shape[1]
+    seq = batches[0]["input_ids"].shape[1]
     model = transformers.FlaxAlbertForPreTraining(_hf_config(run.model), input_shape=(1, seq), seed=0)
     decay = jax.tree_util.tree_map_with_path(
         lambda path, _: getattr(path[-1], "key", None) not in ("bias", "scale"), model.params)
@@ -177,25 +213,25 @@ def flax_albert(run: Run, batch: dict[str, np.ndarray]) -> Implementation:
 
     params = model.params
     opt_state = optimizer.init(params)
-    device_batch = {k: jnp.asarray(v) for k, v in batch.items()}
+    device_batches = [{k: jnp.asarray(v) for k, v in b.items()} for b in batches]
     compiled, compile_s = _timed_compile(jax.jit(train_step, donate_argnums=(0, 1)),
-                                         params, opt_state, device_batch, 0)
+                                         params, opt_state, device_batches[0], 0)
     count = 0
 
     def step():
         nonlocal params, opt_state, count
-        params, opt_state, loss = compiled(params, opt_state, device_batch, count)
+        params, opt_state, loss = compiled(params, opt_state, device_batches[count % len(batches)], count)
         count += 1
         jax.block_until_ready(loss)
 
-    return Implementation(step, compile_s, _jax_peak(compiled))
+    return Implementation(step, compile_s, _jax_peak(compiled), _useful_tokens(batches))
 
 
 # -- transformers' PyTorch ALBERT ------------------------------------------------------------------
 
 
-def _torch_parts(config: AlbertConfig, batch: dict[str, np.ndarray]):
-    """The model, its LAMB and a step function, all on the CPU."""
+def _torch_parts(config: AlbertConfig, batches: list[dict[str, np.ndarray]]):
+    """The model, its LAMB and a step function (cycling over `batches`), all on the CPU."""
     import torch
     import transformers
 
@@ -205,12 +241,13 @@ def _torch_parts(config: AlbertConfig, batch: dict[str, np.ndarray]):
     decay = [p for n, p in model.named_parameters() if not ("bias" in n or "LayerNorm" in n)]
     rest = [p for n, p in model.named_parameters() if "bias" in n or "LayerNorm" in n]
     optimizer = _torch_lamb()([{"params": decay, "decay": True}, {"params": rest, "decay": False}])
-    tensors = {k: torch.from_numpy(v).long() for k, v in batch.items()}
+    batches = itertools.cycle([{k: torch.from_numpy(v).long() for k, v in b.items()} for b in batches])
 
     def take(logits, positions):
         return torch.gather(logits, 1, positions[..., None].expand(-1, -1, logits.shape[-1]))
 
     def step():
+        tensors = next(batches)
         out = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"],
                     token_type_ids=tensors["token_type_ids"])
         logits = take(out.prediction_logits, tensors["masked_lm_positions"])
@@ -263,8 +300,8 @@ def _status_kib(field: str) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
-def _torch_peak_child(config: AlbertConfig, batch: dict[str, np.ndarray], out) -> None:
-    model, optimizer, step = _torch_parts(config, batch)
+def _torch_peak_child(config: AlbertConfig, batches: list[dict[str, np.ndarray]], out) -> None:
+    model, optimizer, step = _torch_parts(config, batches)
     step()  # creates the optimizer state and warms the allocator
     resident = sum(t.nbytes for t in model.parameters())
     resident += sum(t.nbytes for s in optimizer.state.values() for t in s.values())
@@ -275,14 +312,14 @@ def _torch_peak_child(config: AlbertConfig, batch: dict[str, np.ndarray], out) -
     out.put(resident + (_status_kib("VmHWM") - before) * 1024)
 
 
-def torch_peak_bytes(config: AlbertConfig, batch: dict[str, np.ndarray]) -> int:
+def torch_peak_bytes(config: AlbertConfig, batches: list[dict[str, np.ndarray]]) -> int:
     """Peak memory of one PyTorch step, measured in a fresh process (see the module docstring)."""
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     saved = {k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
     os.environ.update(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
     try:
-        child = context.Process(target=_torch_peak_child, args=(config, batch, out))
+        child = context.Process(target=_torch_peak_child, args=(config, batches, out))
         child.start()
         peak = out.get()
         child.join()
@@ -295,10 +332,10 @@ def torch_peak_bytes(config: AlbertConfig, batch: dict[str, np.ndarray]) -> int:
     return peak
 
 
-def pytorch_albert(run: Run, batch: dict[str, np.ndarray], measure_memory: bool) -> Implementation:
-    peak = torch_peak_bytes(run.model, batch) if measure_memory else None
-    _, _, step = _torch_parts(run.model, batch)
-    return Implementation(step, None, peak)
+def pytorch_albert(run: Run, batches: list[dict[str, np.ndarray]], measure_memory: bool) -> Implementation:
+    peak = torch_peak_bytes(run.model, batches) if measure_memory else None
+    _, _, step = _torch_parts(run.model, batches)
+    return Implementation(step, None, peak, _useful_tokens(batches))
 
 
 # -- the ceiling and the run ------------------------------------------------------------------------
@@ -326,21 +363,34 @@ def matmul_rate(config: AlbertConfig, tokens: int, repeats: int) -> float:
 
 
 def _ours_label(policy: str) -> str:
-    return "albert_jax" if policy == "none" else f"albert_jax remat={policy}"
+    return "albert_jax" if policy == DEFAULT_REMAT else f"albert_jax remat={policy}"
 
 
 def benchmark(args, seq: int) -> None:
     run = make_run(args.preset, args.batch, seq, args.predictions)
-    batch = make_batch(run.model, args.batch, seq, args.predictions)
-    builders = {"flax": lambda: flax_albert(run, batch),
-                "torch": lambda: pytorch_albert(run, batch, not args.skip_torch_memory)}
+    if args.data == "corpus":
+        batches = corpus_batches(args, seq, packing=False)
+        packed = corpus_batches(args, seq, packing=True)
+    else:
+        batches = [make_batch(run.model, args.batch, seq, args.predictions)]
+    builders = {"flax": lambda: flax_albert(run, batches),
+                "torch": lambda: pytorch_albert(run, batches, not args.skip_torch_memory)}
+    ours = []
+    if args.data == "corpus":  # first: the reference row
+        packed_run = make_run(args.preset, args.batch, seq, args.predictions, packing=True,
+                              remat_policy=args.remat[0])
+        ours.append(_ours_label(args.remat[0]) + " packed")
+        builders[ours[-1]] = functools.partial(albert_jax, packed_run, packed)
     for policy in args.remat:
         policy_run = run.replace(model=dataclasses.replace(run.model, remat_policy=policy))
-        builders[_ours_label(policy)] = functools.partial(albert_jax, policy_run, batch)
-    names = [n for n in builders if n.startswith("albert_jax")] if "albert_jax" in args.only else []
+        ours.append(_ours_label(policy))
+        builders[ours[-1]] = functools.partial(albert_jax, policy_run, batches)
+    names = ours if "albert_jax" in args.only else []
     impls = {name: builders[name]() for name in names + [n for n in args.only if n != "albert_jax"]}
+    data = (f"built-in corpus batches ({args.corpus_batches}, cycled)" if args.data == "corpus"
+            else "full rows")
     if args.memory_only:
-        print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}: compile and peak memory only")
+        print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}, {data}: compile and peak memory only")
         for name, impl in impls.items():
             compile_s = f"{impl.compile_s:.1f} s" if impl.compile_s is not None else "-"
             peak = f"{impl.peak_bytes / 2**20:.0f} MiB" if impl.peak_bytes is not None else "-"
@@ -359,19 +409,20 @@ def benchmark(args, seq: int) -> None:
     flops = run.task.flops_per_example(run.model) * args.batch
 
     tokens = args.batch * seq
-    ours = statistics.median(times[names[0]]) if names else None
-    print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}, {args.predictions} masked "
-          f"positions per row; {args.steps} alternating steps after {args.warmup} warm-up; "
+    useful = {name: impls[name].useful_tokens / statistics.median(t) for name, t in times.items()}
+    reference = useful[names[0]] if names else None
+    print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}, {data}, {args.predictions} masked "
+          f"positions per example; {args.steps} alternating steps after {args.warmup} warm-up; "
           f"useful work {flops / 1e12:.3f} TFLOP per step; matmul rate {rate / 1e9:.0f} GFLOP/s")
-    print(f"{'implementation':<30}{'s/step':>8}{'tokens/s':>10}{'ours x':>9}{'TFLOP/s':>9}"
+    print(f"{'implementation':<34}{'s/step':>8}{'tokens/s':>10}{'useful/s':>10}{'ours x':>8}{'TFLOP/s':>9}"
           f"{'of matmul':>11}{'compile s':>11}{'peak MiB':>10}")
     for name, samples in times.items():
         impl, median = impls[name], statistics.median(samples)
-        ratio = f"{median / ours:.2f}x" if ours else "-"
+        ratio = f"{reference / useful[name]:.2f}x" if reference else "-"
         compile_s = f"{impl.compile_s:.1f}" if impl.compile_s is not None else "-"
         peak = f"{impl.peak_bytes / 2**20:.0f}" if impl.peak_bytes is not None else "-"
-        print(f"{LABELS.get(name, name):<30}{median:>8.2f}{tokens / median:>10.0f}{ratio:>9}"
-              f"{flops / median / 1e12:>9.3f}{flops / median / rate:>10.0%}{compile_s:>11}{peak:>10}")
+        print(f"{LABELS.get(name, name):<34}{median:>8.2f}{tokens / median:>10.0f}{useful[name]:>10.0f}"
+              f"{ratio:>8}{flops / median / 1e12:>9.3f}{flops / median / rate:>10.0%}{compile_s:>11}{peak:>10}")
     print("samples (s): " + "; ".join(f"{n} " + " ".join(f"{t:.2f}" for t in s) for n, s in times.items()),
           flush=True)
 
@@ -385,8 +436,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps of each implementation")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--only", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
-    parser.add_argument("--remat", nargs="+", default=["none"], choices=REMAT_POLICIES,
+    parser.add_argument("--remat", nargs="+", default=[DEFAULT_REMAT], choices=REMAT_POLICIES,
                         help="albert_jax's remat_policy; one row each (the first is the reference)")
+    parser.add_argument("--data", choices=("synthetic", "corpus"), default="synthetic",
+                        help="full rows of random words, or the built-in corpus's real lengths: "
+                             "padded rows for every implementation, plus albert_jax on packed rows")
+    parser.add_argument("--corpus-batches", type=int, default=8, help="distinct corpus batches cycled")
     parser.add_argument("--memory-only", action="store_true",
                         help="compile and measure peak memory, time no steps")
     parser.add_argument("--skip-torch-memory", action="store_true",

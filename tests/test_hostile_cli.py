@@ -123,6 +123,8 @@ CASES = {
                               "--num-processes", "2", "--process-id", "0"],
                              "argument --coordinator-address: expected HOST:PORT, e.g. 10.0.0.2:8476, "
                              "got 'localhost'"),
+    "plot-a-file": (["plot", "{root}/metrics.jsonl"],
+                    "{root}/metrics.jsonl is a file: give the run's workdir, the folder that holds metrics.jsonl"),
     # Outputs where a file is.
     "tokenizer-output-under-a-file": ([*TOKENIZER, "--output", "{root}/file/tokenizer"],
                                       "cannot write '{root}/file': a file, not a directory"),
@@ -135,6 +137,24 @@ def test_refused_with_one_line_and_nothing_written(case, root):
     before = tree(root)
     status, stderr = run(*(arg.format(root=root) for arg in argv))
     assert_refused(status, stderr, argv[0], message.format(root=root))
+    assert tree(root) == before
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("JAX_NUM_PROCESSES", "0", "environment variable JAX_NUM_PROCESSES: must be at least 1, got 0"),
+    ("JAX_NUM_PROCESSES", "two", "environment variable JAX_NUM_PROCESSES: not an integer: 'two'"),
+    ("JAX_PROCESS_ID", "-1", "environment variable JAX_PROCESS_ID: must be at least 0, got -1"),
+    ("JAX_COORDINATOR_ADDRESS", "localhost", "environment variable JAX_COORDINATOR_ADDRESS: expected "
+     "HOST:PORT, e.g. 10.0.0.2:8476, got 'localhost'"),
+    ("JAX_PROCESS_ID", "2", "process id 2 is not below the number of processes 2"),
+])
+def test_a_bad_cluster_variable_is_named(variable, value, message, root, monkeypatch):
+    cluster = {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:8476", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"}
+    for name, text in (cluster | {variable: value}).items():
+        monkeypatch.setenv(name, text)
+    before = tree(root)
+    status, stderr = run("pretrain", "--config", TINY_CONFIG)
+    assert_refused(status, stderr, "pretrain", message)
     assert tree(root) == before
 
 

@@ -26,7 +26,7 @@ from albert_jax.errors import InputError
 ACTIVATIONS = ("gelu_new", "gelu", "relu", "silu", "swish", "tanh", "linear")
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn", "splash")
-REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch", "matmuls")
+REMAT_POLICIES = ("none", "cheap", "full", "dots", "dots_no_batch", "matmuls")
 
 # The original TF code calls its tanh-approximated GELU "gelu"; Hugging Face calls that "gelu_new".
 _ORIGINAL_TO_HF_ACTIVATION = {"gelu": "gelu_new", "relu": "relu", "tanh": "tanh", "linear": "linear"}
@@ -87,7 +87,10 @@ class AlbertConfig:
     # else "xla", explicit softmax attention (the only one with attention dropout). "cudnn" and
     # "splash" force a kernel. See `model.attention`.
     attention_implementation: str = "auto"
-    # What the shared-layer loop body keeps for the backward pass (jax.checkpoint policy).
+    # What the backward pass recomputes instead of keeping. "cheap": the XLA path's B x N x S x S
+    # attention probabilities (the fused kernels never keep them) and the feed-forward
+    # activation; the others are jax.checkpoint policies of the shared-layer loop body ("none":
+    # keep everything).
     remat_policy: str = "none"
     # Run the layer applications as a loop (compile time flat in depth). False unrolls them: a
     # larger program, but one whose cost XLA can analyse (the AOT report uses it for estimates).

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from albert_jax.model.config import AlbertConfig
-from albert_jax.model.layers import Dense, activation, dropout, layer_norm
+from albert_jax.model.dropout import dropout
+from albert_jax.model.layers import Dense, activation, layer_norm
 from albert_jax.model.sharding import constrain, param_init
 
 

@@ -9,6 +9,7 @@ parallelism.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -18,6 +19,7 @@ from jax.ad_checkpoint import checkpoint_name
 
 from albert_jax.model.attention import AttentionMask, attention_weights, choose_implementation, fused_attention
 from albert_jax.model.config import AlbertConfig
+from albert_jax.model.dropout import DROPOUT_MASK, dropout
 from albert_jax.model.sharding import constrain, param_init
 
 
@@ -35,27 +37,7 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 # Names the "matmuls" remat policy keeps for the backward pass (`_REMAT_POLICIES`).
-DENSE_INPUT, DENSE_OUTPUT, DROPOUT_MASK = "dense_input", "dense_output", "dropout_mask"
-
-
-def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
-    """Inverted dropout; without a key (eval mode) it is the identity.
-
-    Each element is kept when a 16-bit random number falls below round((1 - rate) * 2**16),
-    and scaled by the inverse of that exact keep probability (within 2**-17 of 1 - rate).
-    Random bits dominate dropout's cost on CPU and threefry spends one hash per 32-bit word,
-    so each word serves two elements: along the last axis, the first half takes the words'
-    low halves and the rest their high halves. The mask is a function of the key and the
-    element's index only, whatever the sharding (threefry is partitionable, `build_program`).
-    """
-    if key is None or rate == 0.0:
-        return x
-    threshold = round((1.0 - rate) * 2**16)
-    n = x.shape[-1]
-    words = jax.random.bits(key, (*x.shape[:-1], (n + 1) // 2), jnp.uint32)
-    keep = jnp.concatenate([(words & 0xFFFF) < threshold, (words >> 16) < threshold], axis=-1)
-    keep = checkpoint_name(keep[..., :n], DROPOUT_MASK)
-    return jnp.where(keep, x * (2**16 / threshold), 0).astype(x.dtype)
+DENSE_INPUT, DENSE_OUTPUT = "dense_input", "dense_output"
 
 
 def _kernel_init(config: AlbertConfig, axes):
@@ -122,6 +104,12 @@ class AlbertEmbeddings(nnx.Module):
         return dropout(self.LayerNorm(x), self.dropout_rate, rngs)
 
 
+def _softmax_attention(q, k, v, mask: AttentionMask, key, *, rate: float, dtype) -> jax.Array:
+    """Explicit softmax attention with dropout on the probabilities: the "xla" implementation."""
+    probs = dropout(attention_weights(q, k, mask, dtype=dtype), rate, key)
+    return jnp.einsum("bnqk,bknd->bqnd", probs, v)
+
+
 class AlbertAttention(nnx.Module):
     """Multi-head self-attention, output projection, dropout, then residual LayerNorm (post-LN)."""
 
@@ -135,6 +123,7 @@ class AlbertAttention(nnx.Module):
         self.attention_dropout_rate = config.attention_probs_dropout_prob
         self.output_dropout_rate = config.hidden_dropout_prob
         self.implementation = config.attention_implementation
+        self.recompute_probabilities = config.remat_policy == "cheap"
         self.dtype = jnp.dtype(config.dtype)
 
     def __call__(self, x: jax.Array, mask: AttentionMask, *, rngs=None) -> jax.Array:
@@ -146,9 +135,10 @@ class AlbertAttention(nnx.Module):
         dropout_on = self.attention_dropout_rate > 0 and probs_key is not None
         implementation = choose_implementation(self.implementation, q, dropout_on)
         if implementation == "xla":
-            probs = attention_weights(q, k, mask, dtype=self.dtype)
-            probs = dropout(probs, self.attention_dropout_rate, probs_key)
-            context = jnp.einsum("bnqk,bknd->bqnd", probs, v)
+            core = functools.partial(_softmax_attention, rate=self.attention_dropout_rate, dtype=self.dtype)
+            if self.recompute_probabilities:
+                core = jax.checkpoint(core)  # keeps only q, k, v and the key for the backward pass
+            context = core(q, k, v, mask, probs_key)
         else:
             context = fused_attention(implementation, q, k, v, mask)
         context = constrain(context, heads)
@@ -170,12 +160,20 @@ class AlbertLayer(nnx.Module):
         self.full_layer_layer_norm = layer_norm(H, config, "hidden", rngs)
         self.dropout_rate = config.hidden_dropout_prob
         self.activation = activation(config.hidden_act)
+        self.recompute_activation = config.remat_policy == "cheap"
 
     def __call__(self, x: jax.Array, mask: AttentionMask, *, rngs=None) -> jax.Array:
         attention_key, ffn_key = jax.random.split(rngs) if rngs is not None else (None, None)
         x = self.attention(x, mask, rngs=attention_key)
-        h = constrain(self.activation(self.ffn(x)), ("batch", "length", "act_mlp"))
-        h = dropout(self.ffn_output(h), self.dropout_rate, ffn_key)
+
+        def activation_and_output(h):
+            return self.ffn_output(constrain(self.activation(h), ("batch", "length", "act_mlp")))
+
+        if self.recompute_activation:
+            # Keeps only the activation's input: the B x S x I activation and the tanh inside
+            # GELU are recomputed in the backward pass, elementwise work beside the matmuls.
+            activation_and_output = jax.checkpoint(activation_and_output)
+        h = dropout(activation_and_output(self.ffn(x)), self.dropout_rate, ffn_key)
         return constrain(self.full_layer_layer_norm(x + h), ("batch", "length", "act_hidden"))
 
 
@@ -225,7 +223,7 @@ class AlbertTransformer(nnx.Module):
         def apply_layer(h, layer_params, key):
             return nnx.merge(graphdef, layer_params)(h, mask, rngs=key)
 
-        if c.remat_policy != "none":
+        if c.remat_policy in _REMAT_POLICIES:  # "cheap" acts inside the layer instead
             apply_layer = jax.checkpoint(apply_layer, policy=_REMAT_POLICIES[c.remat_policy],
                                          prevent_cse=False)
 

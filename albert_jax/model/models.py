@@ -29,8 +29,9 @@ from flax import nnx, struct
 from albert_jax.errors import InputError
 from albert_jax.model.attention import AttentionMask
 from albert_jax.model.config import AlbertConfig
+from albert_jax.model.dropout import dropout
 from albert_jax.model.heads import AlbertMLMHead, AlbertSOPHead
-from albert_jax.model.layers import AlbertEmbeddings, AlbertTransformer, Dense, dropout
+from albert_jax.model.layers import AlbertEmbeddings, AlbertTransformer, Dense
 from albert_jax.model.pretrained import PretrainedMixin
 from albert_jax.model.sharding import constrain
 

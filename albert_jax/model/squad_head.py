@@ -27,7 +27,8 @@ from flax import nnx, struct
 
 from albert_jax.errors import InputError
 from albert_jax.model.config import AlbertConfig
-from albert_jax.model.layers import Dense, dropout, layer_norm
+from albert_jax.model.dropout import dropout
+from albert_jax.model.layers import Dense, layer_norm
 from albert_jax.model.models import AlbertModel, _AlbertWithHead
 
 # What masked positions score before the softmax, as in the original (float32 throughout).

@@ -36,7 +36,7 @@ from albert_jax.train import config as config_lib
 from albert_jax.train import metrics as metrics_lib
 from albert_jax.train.task import Batch, FieldSpec, Sums
 
-SUM_KEYS = ("mlm_nll", "mlm_correct", "mlm_count", "sop_nll", "sop_correct", "examples")
+SUM_KEYS = ("mlm_nll", "mlm_correct", "mlm_count", "sop_nll", "sop_correct", "examples", "tokens", "slots")
 
 
 def _sop_weights(batch: Batch) -> jax.Array:
@@ -72,6 +72,8 @@ def pretraining_sums(model: nnx.Module, batch: Batch, dropout_key: jax.Array | N
         "sop_nll": jnp.sum(sop_nll * sop_weights),
         "sop_correct": jnp.sum(sop_hit * sop_weights),
         "examples": jnp.sum(sop_weights),
+        "tokens": jnp.sum(batch["attention_mask"] > 0, dtype=jnp.float32),
+        "slots": jnp.asarray(batch["attention_mask"].size, jnp.float32),
     }
 
 
@@ -86,7 +88,9 @@ def baseline_sums(batch: Batch, vocab_size: int) -> Sums:
 
 
 def metrics_from_sums(sums: dict[str, Any]) -> dict[str, Any]:
-    """loss = mean MLM loss over all masked tokens + mean SOP loss over all examples."""
+    """loss = mean MLM loss over all masked tokens + mean SOP loss over all examples; and how
+    many examples the batch held (more than its rows when packed) and the share of its token
+    slots that are padding."""
     count = jnp.maximum(sums["mlm_count"], 1.0)
     mlm_loss, sop_loss = sums["mlm_nll"] / count, sums["sop_nll"] / sums["examples"]
     return {
@@ -95,6 +99,8 @@ def metrics_from_sums(sums: dict[str, Any]) -> dict[str, Any]:
         "mlm_accuracy": sums["mlm_correct"] / count,
         "sop_loss": sop_loss,
         "sop_accuracy": sums["sop_correct"] / sums["examples"],
+        "examples": sums["examples"],
+        "padding_fraction": 1.0 - sums["tokens"] / jnp.maximum(sums["slots"], 1.0),
     }
 
 

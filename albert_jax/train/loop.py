@@ -178,8 +178,8 @@ def _train(checked: Checked) -> TrainState:
                 _check_finite(history, step, config.nonfinite, checkpoints)
                 summary = _summarise(history)
                 seconds = (time.perf_counter() - interval_start) / len(pending)
-                summary.update(_throughput(seconds, config, task.lengths[-1], flops_per_step,
-                                           mesh.devices.size, peak))
+                summary.update(_throughput(seconds, config, summary.get("examples"), task.lengths[-1],
+                                           flops_per_step, mesh.devices.size, peak))
                 writer.write(step, summary)
                 pending = []
             evaluate = data.has_eval and (step % config.eval_every_steps == 0 or last)
@@ -257,12 +257,15 @@ def _check_finite(history: list[dict[str, np.ndarray]], step: int, nonfinite: st
                      "steps")
 
 
-def _throughput(step_seconds: float, config: ml_collections.ConfigDict, seq_length: int,
-                flops_per_step: float, num_devices: int, peak: float | None) -> dict[str, float]:
+def _throughput(step_seconds: float, config: ml_collections.ConfigDict, examples: float | None,
+                seq_length: int, flops_per_step: float, num_devices: int,
+                peak: float | None) -> dict[str, float]:
+    """Speed from the mean step time; `examples` per step where the task counts them (a packed
+    row holds several), else one per row."""
     flops_per_device = flops_per_step / step_seconds / num_devices
     out = {
         "step_time": step_seconds,
-        "examples_per_sec": config.global_batch_size / step_seconds,
+        "examples_per_sec": (examples or config.global_batch_size) / step_seconds,
         "tokens_per_sec": config.global_batch_size * seq_length / step_seconds,
         "tflops_per_device": flops_per_device / 1e12,
     }

@@ -28,6 +28,35 @@ MESH_AXES = ("data", "fsdp", "tensor")
 # -- multi-host start-up ------------------------------------------------------------------------
 
 
+def parse_address(text: str) -> str:
+    """HOST:PORT as given; ValueError saying what is expected otherwise."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, e.g. 10.0.0.2:8476, got {text!r}")
+    return text
+
+
+def parse_count(text: str, minimum: int) -> int:
+    """An integer of at least `minimum`; ValueError saying what is wrong otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"not an integer: {text!r}") from None
+    if value < minimum:
+        raise ValueError(f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _from_environment(name: str, parse, *args):
+    text = os.environ.get(name)
+    if not text:
+        return None
+    try:
+        return parse(text, *args)
+    except ValueError as error:
+        raise InputError(f"environment variable {name}: {error}") from None
+
+
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None) -> None:
     """Joins this process to the others of a multi-host run; must run before JAX is used.
@@ -36,16 +65,20 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
     explicitly. Without them JAX looks for a cluster it knows (TPU pods, SLURM, Open MPI, ...);
     when it finds none, this is a single-process run.
     """
-    coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
-    if num_processes is None and os.environ.get("JAX_NUM_PROCESSES"):
-        num_processes = int(os.environ["JAX_NUM_PROCESSES"])
-    if process_id is None and os.environ.get("JAX_PROCESS_ID"):
-        process_id = int(os.environ["JAX_PROCESS_ID"])
+    if coordinator_address is None:
+        coordinator_address = _from_environment("JAX_COORDINATOR_ADDRESS", parse_address)
+    if num_processes is None:
+        num_processes = _from_environment("JAX_NUM_PROCESSES", parse_count, 1)
+    if process_id is None:
+        process_id = _from_environment("JAX_PROCESS_ID", parse_count, 0)
     explicit = (coordinator_address, num_processes, process_id)
     if any(value is not None for value in explicit):
         if any(value is None for value in explicit):
             raise InputError("a multi-process run needs all of --coordinator-address, "
                              "--num-processes and --process-id (or their JAX_* variables)")
+        if process_id >= num_processes:
+            raise InputError(f"process id {process_id} is not below the number of processes "
+                             f"{num_processes}: the processes are numbered 0 to {num_processes - 1}")
         jax.distributed.initialize(coordinator_address, num_processes, process_id)
         return
     try:

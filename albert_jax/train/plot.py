@@ -24,6 +24,12 @@ _PANELS = (
 )
 
 
+def _check_workdir(workdir: str) -> None:
+    if epath.Path(workdir).is_file():
+        raise InputError(f"{workdir} is a file: give the run's workdir, the folder that holds "
+                         f"{layout.METRICS}")
+
+
 def read_metrics(workdir: str) -> dict[str, tuple[list[int], list[float]]]:
     """Each metric's (steps, values). A resumed run logs some steps again: the last one wins.
 
@@ -62,6 +68,7 @@ def plot(workdir: str, output: str | None = None) -> str:
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    _check_workdir(workdir)
     output = output or str(epath.Path(workdir) / "metrics.png")
     image_format = _image_format(output, FigureCanvasAgg.get_supported_filetypes())
     metrics = read_metrics(workdir)

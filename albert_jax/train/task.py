@@ -78,7 +78,8 @@ class Task(Protocol):
         """The training objective of (a microbatch of) a batch; adds up over microbatches."""
 
     def metrics(self, sums: Sums) -> dict[str, jax.Array]:
-        """Training metrics (`loss` first) from sums added over a batch."""
+        """Training metrics (`loss` first) from sums added over a batch; an `examples` metric
+        (examples in the batch) makes the logged examples/s count examples, not rows."""
 
     def eval_outputs(self, model: nnx.Module, batch: Batch) -> tuple[Sums, dict[str, jax.Array]]:
         """Without dropout: sums that add up over eval batches, and per-example outputs

@@ -166,7 +166,7 @@ def test_eval_baselines_are_the_most_frequent_target_and_the_majority_label(tiny
              "sentence_order_weights": jnp.array([[1, 1], [1, 0]])}
     sums = {**jax.device_get(pretraining.baseline_sums(batch, vocab_size=8)),
             "mlm_nll": 0.0, "mlm_correct": 0.0, "mlm_count": 5.0, "sop_nll": 0.0, "sop_correct": 0.0,
-            "examples": 3.0}
+            "examples": 3.0, "tokens": 0.0, "slots": 1.0}
     assert sums["mlm_target_counts"].tolist() == [0, 0, 1, 0, 0, 3, 0, 1]
     evaluated = task.evaluate(sums, {})
     assert evaluated["mlm_accuracy_baseline"] == pytest.approx(3 / 5)
