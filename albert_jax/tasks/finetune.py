@@ -537,8 +537,8 @@ class FinetuneTask:
         # Share of the padded token slots that hold no token: what the length buckets (or the
         # packing) leave.
         out["padding_fraction"] = 1.0 - sums["tokens"] / jnp.maximum(sums["slots"], 1.0)
-        if self.packed:  # global_batch_size counts rows: say how many examples a step trained on
-            out["examples_per_step"] = sums["examples"]
+        if self.packed:  # global_batch_size counts rows: the loop's examples/s counts these
+            out["examples"] = sums["examples"]
         return out
 
     # -- evaluation ----------------------------------------------------------------------------

@@ -177,9 +177,10 @@ def test_a_packed_run_learns_and_predicts_every_example_in_order(packed_run, sen
     assert [p["guid"] for p in predictions] == [f"dev-{i}" for i in range(len(dev))]
     assert [p["gold"] for p in predictions] == [label for _, label in dev]
     records = [json.loads(line) for line in (packed_run / "metrics.jsonl").read_text().splitlines()]
-    trained = [r for r in records if "examples_per_step" in r]
+    trained = [r for r in records if "examples" in r]
     # 8 rows of 32 tokens hold 2 to 4 of the toy sentences (6 to 12 tokens) each.
-    assert trained and all(16 < r["examples_per_step"] <= 32 for r in trained)
+    assert trained and all(16 < r["examples"] <= 32 for r in trained)
+    assert all(r["examples_per_sec"] == pytest.approx(r["examples"] / r["step_time"]) for r in trained)
     assert all(r["padding_fraction"] < 0.25 for r in trained), trained
     # `predict` on a packed run packs too, and gives the same labels in the same order.
     assert main(["predict", "--workdir", str(packed_run), "--input", str(sentiment_files[1]),
