@@ -33,9 +33,9 @@ from albert_jax.train.devices import GiB
 # The generations libtpu's topology names use.
 TPU_GENERATIONS = ("v2", "v3", "v4", "v5e", "v5p", "v6e")
 
-# A Mosaic kernel in compiled HLO: `%NAME.N = ... custom_call_target="tpu_custom_call"`.
-_MOSAIC_CALL = re.compile(r'^\s*(?:ROOT )?%([A-Za-z_]\w*?)(?:\.\d+)* = .*custom_call_target="tpu_custom_call"',
-                          re.MULTILINE)
+# A Mosaic kernel in compiled HLO: `%NAME = ... custom_call_target="tpu_custom_call"`, where
+# XLA may have suffixed NAME with `.N` or `.clone` (kernel names have no dots).
+_MOSAIC_CALL = re.compile(r'^\s*(?:ROOT )?%(\w+)[\w.]* = .*custom_call_target="tpu_custom_call"', re.MULTILINE)
 # Matmuls of each splash kernel per row and head, each 2 * S * S * head_dim FLOPs for S queries
 # and keys, every block computed (the model's mask is full; segment ids skip no block):
 # forward Q K^T, P V; dq: Q K^T again, dO V^T, dS K; dkv: Q K^T again, dO V^T, P^T dO, dS^T Q.
