@@ -5,10 +5,16 @@ describes a slice's devices without owning them. The step is built exactly as `a
 pretrain` builds it (`step.build_program`), lowered from abstract inputs and compiled, and the
 compiler's own memory and cost analyses are reported per chip, so a pod config can be checked
 before anyone pays for the pod.
+
+XLA's cost analysis sees a Mosaic (Pallas) kernel, such as splash attention, as an opaque custom
+call: it charges the call's operand and result bytes but none of its FLOPs. The report counts the
+splash kernels' FLOPs analytically and adds their time at the chip's peak FLOP/s to the
+compiler's estimate; for any other Mosaic kernel the step time and MFU are reported as unknown.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import os
@@ -26,6 +32,14 @@ from albert_jax.train.devices import GiB
 
 # The generations libtpu's topology names use.
 TPU_GENERATIONS = ("v2", "v3", "v4", "v5e", "v5p", "v6e")
+
+# A Mosaic kernel in compiled HLO: `%NAME = ... custom_call_target="tpu_custom_call"`, where
+# XLA may have suffixed NAME with `.N` or `.clone` (kernel names have no dots).
+_MOSAIC_CALL = re.compile(r'^\s*(?:ROOT )?%(\w+)[\w.]* = .*custom_call_target="tpu_custom_call"', re.MULTILINE)
+# Matmuls of each splash kernel per row and head, each 2 * S * S * head_dim FLOPs for S queries
+# and keys, every block computed (the model's mask is full; segment ids skip no block):
+# forward Q K^T, P V; dq: Q K^T again, dO V^T, dS K; dkv: Q K^T again, dO V^T, P^T dO, dS^T Q.
+_SPLASH_MATMULS = {"splash_mha_fwd": 2, "splash_mha_dq": 3, "splash_mha_dkv": 4}
 
 
 def topology_devices(name: str) -> list[jax.Device]:
@@ -72,8 +86,26 @@ class CompileReport:
     hbm_bytes: int | None
     compiler_flops: float | None  # per chip, as XLA counts them (remat included); None: unknown
     model_flops: float  # per chip, counted analytically (see metrics.train_flops_per_example)
-    step_seconds: float | None  # the compiler's estimate
+    step_seconds: float | None  # the compiler's estimate (Mosaic kernels: their bytes, not FLOPs)
     peak_flops: float | None
+    # Per chip, FLOPs of the splash kernels, which the compiler's count and estimate leave out:
+    # counted analytically and added to the step time at peak FLOP/s (see `estimated_seconds`).
+    kernel_flops: float = 0.0
+    unknown_kernels: tuple[str, ...] = ()  # Mosaic kernels of unknown cost: no time estimate
+
+    @property
+    def kernel_seconds(self) -> float | None:
+        """The splash kernels' FLOPs at the chip's peak rate (a lower bound of their time)."""
+        if not self.kernel_flops:
+            return 0.0
+        return self.kernel_flops / self.peak_flops if self.peak_flops else None
+
+    @property
+    def estimated_seconds(self) -> float | None:
+        """The compiler's step-time estimate plus `kernel_seconds`; None where unknown."""
+        if not self.step_seconds or self.unknown_kernels or self.kernel_seconds is None:
+            return None
+        return self.step_seconds + self.kernel_seconds
 
     @property
     def headroom(self) -> bool:
@@ -83,9 +115,9 @@ class CompileReport:
 
     @property
     def mfu(self) -> float | None:
-        if not self.step_seconds or not self.peak_flops:
+        if not self.estimated_seconds or not self.peak_flops:
             return None
-        return self.model_flops / self.step_seconds / self.peak_flops
+        return self.model_flops / self.estimated_seconds / self.peak_flops
 
     def format(self) -> str:
         hbm = f" of {self.hbm_bytes / GiB:.1f} GiB HBM" if self.hbm_bytes else ""
@@ -102,10 +134,22 @@ class CompileReport:
             f" ({'fits' if self.headroom else 'compiled, but the buffers sum above HBM: no headroom'})",
             f"  FLOPs per step        {self.model_flops / 1e12:9.2f} TFLOP model, "
             + (f"{self.compiler_flops / 1e12:.2f} TFLOP as compiled" if self.compiler_flops
-               else "unknown as compiled"),
+               else "unknown as compiled")
+            + (f" + {self.kernel_flops / 1e12:.2f} TFLOP in splash kernels (counted here: XLA "
+               "does not)" if self.kernel_flops else ""),
         ]
-        lines.append(f"  estimated step time   {self.step_seconds * 1e3:9.1f} ms (compiler's estimate)"
-                     if self.step_seconds else "  estimated step time     unknown")
+        seconds = self.estimated_seconds
+        if seconds and self.kernel_flops:
+            lines.append(f"  estimated step time   {seconds * 1e3:9.1f} ms (compiler's estimate "
+                         f"{self.step_seconds * 1e3:.1f} ms + the splash kernels' FLOPs at peak "
+                         f"{self.kernel_seconds * 1e3:.1f} ms)")
+        elif seconds:
+            lines.append(f"  estimated step time   {seconds * 1e3:9.1f} ms (compiler's estimate)")
+        elif self.unknown_kernels:
+            lines.append("  estimated step time     unknown (XLA counts no FLOPs of the Mosaic kernels "
+                         f"{', '.join(self.unknown_kernels)})")
+        else:
+            lines.append("  estimated step time     unknown")
         lines.append(f"  estimated MFU         {self.mfu:9.1%}" if self.mfu is not None
                      else "  estimated MFU           unknown")
         return "\n".join(lines)
@@ -135,9 +179,22 @@ def _compile(run: Run, devices: list[jax.Device]):
         raise
 
 
-def _loop_free_cost(run: Run, devices: list[jax.Device]) -> tuple[float | None, float | None]:
-    """(FLOPs, seconds) per chip of one train step, from a loop-free twin of the step; None
-    where unknown.
+@dataclasses.dataclass(frozen=True)
+class _Cost:
+    """One train step's cost per chip from XLA's cost analysis; None where unknown."""
+
+    flops: float | None
+    seconds: float | None
+    kernel_flops: float  # of the splash kernels, which XLA does not count
+    unknown_kernels: tuple[str, ...]
+
+    def times(self, parts: int) -> _Cost:
+        return _Cost(self.flops and parts * self.flops, self.seconds and parts * self.seconds,
+                     parts * self.kernel_flops, self.unknown_kernels)
+
+
+def _loop_free_cost(run: Run, devices: list[jax.Device]) -> _Cost | None:
+    """The cost of one train step from a loop-free twin of the step; None where unknown.
 
     XLA's cost analysis does not see into loops, so a scanned program's FLOPs and time
     estimates are meaningless. The twin unrolls the layers and takes one microbatch, halved
@@ -151,22 +208,52 @@ def _loop_free_cost(run: Run, devices: list[jax.Device]) -> tuple[float | None, 
     while True:
         twin_config.global_batch_size = config.global_batch_size // parts
         try:
-            compiled = _compile(twin, devices)[1]
+            program, compiled = _compile(twin, devices)
             break
         except (_DoesNotFit, InputError):  # InputError: the batch no longer splits over the mesh
             if config.global_batch_size % (2 * parts):
-                return None, None
+                return None
             parts *= 2
-    flops, seconds = _cost(compiled)
-    return (parts * flops if flops else None), (parts * seconds if seconds else None)
+    return _cost(compiled, twin, program, len(devices)).times(parts)
 
 
-def _cost(compiled) -> tuple[float | None, float | None]:
-    """(FLOPs, estimated seconds) per chip from XLA's cost analysis; None where unknown."""
+def mosaic_kernels(hlo_text: str) -> collections.Counter[str]:
+    """How many times each Mosaic kernel (by its name, e.g. "splash_mha_fwd_segmented_residuals")
+    is called in a compiled program's HLO text."""
+    return collections.Counter(_MOSAIC_CALL.findall(hlo_text))
+
+
+def splash_kernel_flops(kernels: collections.Counter[str], rows: float, seq_length: int,
+                        hidden_size: int) -> tuple[float, tuple[str, ...]]:
+    """(FLOPs, names of the other kernels) of the Mosaic `kernels` of a program whose calls
+    each take `rows` rows of `seq_length` tokens and all heads (heads * head_dim = hidden_size).
+    """
+    per_matmul = 2.0 * seq_length * seq_length * hidden_size * rows
+    # Without a dq kernel (splash's fused backward) the dkv kernel computes dQ too.
+    fused_dq = not any(name.startswith("splash_mha_dq") for name in kernels)
+    flops, unknown = 0.0, []
+    for name, calls in kernels.items():
+        kind = next((kind for kind in _SPLASH_MATMULS if name.startswith(kind)), None)
+        if kind is None:
+            unknown.append(name)
+            continue
+        matmuls = _SPLASH_MATMULS[kind] + (kind == "splash_mha_dkv" and fused_dq)
+        flops += calls * matmuls * per_matmul
+    return flops, tuple(sorted(unknown))
+
+
+def _cost(compiled, run: Run, program: step_lib.Program, num_devices: int) -> _Cost:
+    """The cost per chip of `run`'s compiled train step (loop-free) from XLA's cost analysis,
+    with the splash kernels' FLOPs, which it leaves out, counted from the program's calls."""
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     flops, seconds = cost.get("flops"), cost.get("optimal_seconds")
-    return (float(flops) if flops and flops > 0 else None), (seconds if seconds and seconds > 0 else None)
+    # Each chip's kernel calls take its share of the rows and heads, together 1/num_devices.
+    rows = run.config.global_batch_size / num_devices
+    kernel_flops, unknown = splash_kernel_flops(mosaic_kernels(compiled.as_text()), rows,
+                                                max(program.abstract_batches), run.model.hidden_size)
+    return _Cost(float(flops) if flops and flops > 0 else None, seconds if seconds and seconds > 0 else None,
+                 kernel_flops, unknown)
 
 
 def compile_for_topology(run: Run, topology: str) -> CompileReport:
@@ -183,9 +270,9 @@ def compile_for_topology(run: Run, topology: str) -> CompileReport:
         raise InputError(f"the config does not fit {topology}: {error}") from None
     memory = compiled.memory_analysis()
     if run.model.scan_layers or config.grad_accum_steps > 1:
-        flops, seconds = _loop_free_cost(run, devices)
+        cost = _loop_free_cost(run, devices) or _Cost(None, None, 0.0, ())
     else:
-        flops, seconds = _cost(compiled)
+        cost = _cost(compiled, run, program, len(devices))
     kind = devices[0].device_kind
     model_flops = config.global_batch_size * run.task.flops_per_example(run.model) / len(devices)
     total = (memory.argument_size_in_bytes + memory.output_size_in_bytes - memory.alias_size_in_bytes
@@ -198,7 +285,7 @@ def compile_for_topology(run: Run, topology: str) -> CompileReport:
         temporaries_bytes=memory.temp_size_in_bytes,
         code_bytes=memory.generated_code_size_in_bytes,
         total_bytes=total, hbm_bytes=devices_lib.hbm_bytes(kind),
-        compiler_flops=flops, model_flops=model_flops,
-        step_seconds=seconds,
+        compiler_flops=cost.flops, model_flops=model_flops, step_seconds=cost.seconds,
         peak_flops=devices_lib.peak_flops(kind, config.peak_flops_per_device),
+        kernel_flops=cost.kernel_flops, unknown_kernels=cost.unknown_kernels,
     )
