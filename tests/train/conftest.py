@@ -3,7 +3,6 @@
 import subprocess
 import sys
 
-import jax
 import pytest
 
 from albert_jax.train import config as config_lib
@@ -63,26 +62,6 @@ def trained_workdir(tmp_path_factory, compile_cache):
                     "--workdir", str(workdir), "--config.num_train_steps=2"],
                    env=cli_env(1, compile_cache), check=True, capture_output=True)
     return workdir
-
-
-@pytest.fixture(scope="session")
-def in_process_cache(compile_cache):
-    """Compiles in the test process go through the session's persistent cache too, so runs in
-    this process and in subprocesses compile each program once (the cache key leaves out the
-    simulated device count)."""
-    from jax.experimental.compilation_cache import compilation_cache
-
-    settings = {"jax_compilation_cache_dir": compile_cache,
-                "jax_persistent_cache_min_compile_time_secs": 0,
-                "jax_persistent_cache_min_entry_size_bytes": 0}
-    previous = {name: getattr(jax.config, name) for name in settings}
-    for name, value in settings.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()  # JAX decides whether to cache once, at its first compile
-    yield
-    for name, value in previous.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
 
 
 @pytest.fixture(scope="session")

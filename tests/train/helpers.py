@@ -7,6 +7,13 @@ from pathlib import Path
 
 TINY_CONFIG = str(Path(__file__).with_name("tiny_config.py"))
 FAULT_WORKER = Path(__file__).with_name("fault_worker.py")
+# The persistent compilation cache of the tests: every program goes into it, however small or
+# quick to compile. A size limit makes JAX lock the cache directory around each read and write,
+# so processes that write an entry at the same time (xdist workers, the processes of one
+# multi-process run) never read one half written; the limit itself is never reached.
+CACHE_ENV = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+             "JAX_COMPILATION_CACHE_MAX_SIZE": str(2**40)}
 
 
 def cli_env(devices: int, compile_cache: str) -> dict[str, str]:
@@ -16,8 +23,7 @@ def cli_env(devices: int, compile_cache: str) -> dict[str, str]:
         "JAX_PLATFORMS": "cpu",
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
         "JAX_COMPILATION_CACHE_DIR": compile_cache,
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+        **CACHE_ENV,
         "PYTHONUNBUFFERED": "1",  # output comes as it is printed, for tests that wait for a line
     })
     return env
