@@ -25,26 +25,11 @@ def compile_cache(tmp_path_factory):
     return str(cache)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def in_process_cache(compile_cache):
-    """Compiles in the test process go through the session's persistent cache too, so runs in
-    this process and in subprocesses compile each program once (the cache key leaves out the
-    simulated device count). In-process `albert-jax pretrain` keeps to it as well, rather than
-    switching to the user's cache."""
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache
+    """Compiles of the module's tests go through the session's cache (see compiles_cached_in);
+    other modules compile as JAX does by default (test_aot compiles for TPUs, uncached)."""
+    from tests.train.helpers import compiles_cached_in
 
-    from tests.train.helpers import CACHE_ENV
-
-    settings = {"jax_compilation_cache_dir": compile_cache,
-                **{name.lower(): int(value) for name, value in CACHE_ENV.items()}}
-    previous = {name: getattr(jax.config, name) for name in settings}
-    for name, value in settings.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()  # JAX decides whether to cache once, at its first compile
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("JAX_COMPILATION_CACHE_DIR", compile_cache)
+    with compiles_cached_in(compile_cache):
         yield
-    for name, value in previous.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()

@@ -59,8 +59,10 @@ def test_every_layer_application_gets_its_own_dropout_key(monkeypatch):
 
     monkeypatch.setattr(layers.AlbertLayer, "__call__", recording)
     model = AlbertModel(SHARED, rngs=nnx.Rngs(0))
-    model(_ids())
-    model(_ids())
+    forward = nnx.jit(lambda model, ids: model(ids).last_hidden_state)  # compiles once for both calls
+    forward(model, _ids())
+    forward(model, _ids())
+    jax.effects_barrier()
     applications = SHARED.num_hidden_layers * SHARED.inner_group_num
     assert len(seen) == 2 * applications
     assert len(set(seen)) == len(seen), "a dropout key was reused across applications or calls"
@@ -69,16 +71,21 @@ def test_every_layer_application_gets_its_own_dropout_key(monkeypatch):
 def test_train_mode_uses_dropout_and_eval_mode_does_not():
     model = AlbertForPreTraining(SHARED, rngs=nnx.Rngs(0))
     ids = _ids()
-    first, second = model(ids).prediction_logits, model(ids).prediction_logits
+
+    # Jitted, so each mode compiles once: every eager call would compile the layer scans anew.
+    @functools.partial(nnx.jit, static_argnums=2)
+    def logits(model, key, deterministic):
+        return model(ids, rngs=key, deterministic=deterministic).prediction_logits
+
+    first, second = logits(model, None, None), logits(model, None, None)
     assert not np.allclose(first, second), "two training calls drew the same dropout"
     key = jax.random.key(3)
-    np.testing.assert_array_equal(model(ids, rngs=key).prediction_logits, model(ids, rngs=key).prediction_logits)
+    np.testing.assert_array_equal(logits(model, key, None), logits(model, key, None))
     model.eval()
-    np.testing.assert_array_equal(model(ids).prediction_logits, model(ids).prediction_logits)
-    assert not np.allclose(model(ids).prediction_logits, first)
+    np.testing.assert_array_equal(logits(model, None, None), logits(model, None, None))
+    assert not np.allclose(logits(model, None, None), first)
     model.train()
-    np.testing.assert_array_equal(model(ids, deterministic=True).prediction_logits,
-                                  model(ids, deterministic=True).prediction_logits)
+    np.testing.assert_array_equal(logits(model, None, True), logits(model, None, True))
 
 
 @functools.cache

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from albert_jax.train import config as config_lib
-from tests.train.helpers import FAULT_WORKER, TINY_CONFIG, cli_env
+from tests.train.helpers import FAULT_WORKER, TINY_CONFIG, cli_env, compiles_cached_in
 
 
 @pytest.fixture
@@ -65,12 +65,13 @@ def trained_workdir(tmp_path_factory, compile_cache):
 
 
 @pytest.fixture(scope="session")
-def finished_workdir(tmp_path_factory, in_process_cache):
+def finished_workdir(tmp_path_factory, compile_cache):
     """A finished, uninterrupted run of the tiny config (10 steps, checkpoints at 5 and 10): the
     reference that interrupted and damaged runs must end up equal to."""
     from albert_jax.tasks.registry import resolve
     from albert_jax.train import loop
 
     workdir = tmp_path_factory.mktemp("finished")
-    loop.train(resolve(config_lib.load_config(TINY_CONFIG)), str(workdir))
+    with compiles_cached_in(compile_cache):
+        loop.train(resolve(config_lib.load_config(TINY_CONFIG)), str(workdir))
     return workdir

@@ -1,8 +1,10 @@
 """Helpers of the trainer tests, shared by the test modules and the subprocess workers."""
 
+import contextlib
 import json
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 TINY_CONFIG = str(Path(__file__).with_name("tiny_config.py"))
@@ -27,6 +29,35 @@ def cli_env(devices: int, compile_cache: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",  # output comes as it is printed, for tests that wait for a line
     })
     return env
+
+
+@contextlib.contextmanager
+def compiles_cached_in(cache: str) -> Iterator[None]:
+    """Compiles in this process go through the persistent cache `cache` (as the subprocesses of
+    `cli_env` do), so runs here and in subprocesses compile each program once (the cache key
+    leaves out the simulated device count). In-process `albert-jax pretrain` keeps to it too,
+    rather than switching to the user's cache."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    settings = {"jax_compilation_cache_dir": cache,
+                **{name.lower(): int(value) for name, value in CACHE_ENV.items()}}
+    previous = {name: getattr(jax.config, name) for name in settings}
+    previous_env = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    for name, value in settings.items():
+        jax.config.update(name, value)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+    compilation_cache.reset_cache()  # JAX decides whether to cache once, at its first compile
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            jax.config.update(name, value)
+        if previous_env is None:
+            del os.environ["JAX_COMPILATION_CACHE_DIR"]
+        else:
+            os.environ["JAX_COMPILATION_CACHE_DIR"] = previous_env
+        compilation_cache.reset_cache()
 
 
 def losses(workdir) -> dict[int, float]:
