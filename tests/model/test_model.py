@@ -59,8 +59,10 @@ def test_every_layer_application_gets_its_own_dropout_key(monkeypatch):
 
     monkeypatch.setattr(layers.AlbertLayer, "__call__", recording)
     model = AlbertModel(SHARED, rngs=nnx.Rngs(0))
-    model(_ids())
-    model(_ids())
+    forward = nnx.jit(lambda model, ids: model(ids).last_hidden_state)  # compiles once for both calls
+    forward(model, _ids())
+    forward(model, _ids())
+    jax.effects_barrier()
     applications = SHARED.num_hidden_layers * SHARED.inner_group_num
     assert len(seen) == 2 * applications
     assert len(set(seen)) == len(seen), "a dropout key was reused across applications or calls"
@@ -69,16 +71,21 @@ def test_every_layer_application_gets_its_own_dropout_key(monkeypatch):
 def test_train_mode_uses_dropout_and_eval_mode_does_not():
     model = AlbertForPreTraining(SHARED, rngs=nnx.Rngs(0))
     ids = _ids()
-    first, second = model(ids).prediction_logits, model(ids).prediction_logits
+
+    # Jitted, so each mode compiles once: every eager call would compile the layer scans anew.
+    @functools.partial(nnx.jit, static_argnums=2)
+    def logits(model, key, deterministic):
+        return model(ids, rngs=key, deterministic=deterministic).prediction_logits
+
+    first, second = logits(model, None, None), logits(model, None, None)
     assert not np.allclose(first, second), "two training calls drew the same dropout"
     key = jax.random.key(3)
-    np.testing.assert_array_equal(model(ids, rngs=key).prediction_logits, model(ids, rngs=key).prediction_logits)
+    np.testing.assert_array_equal(logits(model, key, None), logits(model, key, None))
     model.eval()
-    np.testing.assert_array_equal(model(ids).prediction_logits, model(ids).prediction_logits)
-    assert not np.allclose(model(ids).prediction_logits, first)
+    np.testing.assert_array_equal(logits(model, None, None), logits(model, None, None))
+    assert not np.allclose(logits(model, None, None), first)
     model.train()
-    np.testing.assert_array_equal(model(ids, deterministic=True).prediction_logits,
-                                  model(ids, deterministic=True).prediction_logits)
+    np.testing.assert_array_equal(logits(model, None, True), logits(model, None, True))
 
 
 @functools.cache
@@ -122,6 +129,10 @@ def test_jit_compiles_one_layer_whatever_the_depth():
     assert abs(len(deep) - len(shallow)) < 10  # only the loop's trip count differs
 
 
+# Jitted: an eager call compiles the layer scans, and each operation outside them, on every call.
+_forward = nnx.jit(lambda model, ids: model(ids))
+
+
 def test_bfloat16_compute_with_float32_parameters():
     ids = _ids()
     reference = AlbertForPreTraining(SHARED, rngs=nnx.Rngs(0))
@@ -130,9 +141,9 @@ def test_bfloat16_compute_with_float32_parameters():
     mixed.eval()
     params = jax.tree.leaves(nnx.state(mixed, nnx.Param))
     assert all(p.dtype == jnp.float32 for p in params)
-    expected, got = reference(ids), mixed(ids)
+    expected, got = _forward(reference, ids), _forward(mixed, ids)
     assert got.prediction_logits.dtype == jnp.float32  # the loss gets full-precision logits
-    hidden = mixed.albert(ids).last_hidden_state
+    hidden = _forward(mixed.albert, ids).last_hidden_state
     assert hidden.dtype == jnp.bfloat16
     assert np.all(np.isfinite(got.prediction_logits))
     np.testing.assert_allclose(got.prediction_logits, expected.prediction_logits, atol=0.1)
@@ -142,7 +153,7 @@ def test_bfloat16_compute_with_float32_parameters():
 def test_bfloat16_parameters_run():
     model = AlbertForPreTraining(SHARED.replace(dtype="bfloat16", param_dtype="bfloat16"), rngs=nnx.Rngs(0))
     assert all(p.dtype == jnp.bfloat16 for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
-    assert np.all(np.isfinite(model(_ids()).prediction_logits))
+    assert np.all(np.isfinite(_forward(model, _ids()).prediction_logits))
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -278,7 +289,7 @@ config = AlbertConfig.preset("tiny", num_hidden_layers=4, num_hidden_groups=2, i
 model = AlbertForPreTraining(config, rngs=nnx.Rngs(0))
 model.eval()
 ids = np.random.default_rng(0).integers(5, config.vocab_size, (4, 8)).astype(np.int32)
-expected = model(ids).prediction_logits
+expected = nnx.jit(lambda m, x: m(x).prediction_logits)(model, ids)  # eager would compile op by op
 mesh = jax.make_mesh((2, 2), ("data", "tensor"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
 rules = [("batch", "data"), ("act_heads", "tensor"), ("act_vocab", "tensor")]
 rules += [(name, None) for name in LOGICAL_AXES if name not in dict(rules)]

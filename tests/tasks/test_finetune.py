@@ -10,6 +10,9 @@ import pytest
 
 from albert_jax.cli import main
 
+# Runs that differ only in their seed or data compile one program between them.
+pytestmark = pytest.mark.usefixtures("in_process_cache")
+
 CLASSIFICATION = "finetune/classification.py"  # shipped configs are found by name
 # Small and fast: the toy tasks need a high learning rate and a few hundred examples.
 FAST = ["--config.learning_rate=2e-3", "--config.warmup_steps=10", "--config.global_batch_size=16",

@@ -3,11 +3,10 @@
 import subprocess
 import sys
 
-import jax
 import pytest
 
 from albert_jax.train import config as config_lib
-from tests.train.helpers import FAULT_WORKER, TINY_CONFIG, cli_env
+from tests.train.helpers import FAULT_WORKER, TINY_CONFIG, cli_env, compiles_cached_in
 
 
 @pytest.fixture
@@ -66,32 +65,13 @@ def trained_workdir(tmp_path_factory, compile_cache):
 
 
 @pytest.fixture(scope="session")
-def in_process_cache(compile_cache):
-    """Compiles in the test process go through the session's persistent cache too, so runs in
-    this process and in subprocesses compile each program once (the cache key leaves out the
-    simulated device count)."""
-    from jax.experimental.compilation_cache import compilation_cache
-
-    settings = {"jax_compilation_cache_dir": compile_cache,
-                "jax_persistent_cache_min_compile_time_secs": 0,
-                "jax_persistent_cache_min_entry_size_bytes": 0}
-    previous = {name: getattr(jax.config, name) for name in settings}
-    for name, value in settings.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()  # JAX decides whether to cache once, at its first compile
-    yield
-    for name, value in previous.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
-
-
-@pytest.fixture(scope="session")
-def finished_workdir(tmp_path_factory, in_process_cache):
+def finished_workdir(tmp_path_factory, compile_cache):
     """A finished, uninterrupted run of the tiny config (10 steps, checkpoints at 5 and 10): the
     reference that interrupted and damaged runs must end up equal to."""
     from albert_jax.tasks.registry import resolve
     from albert_jax.train import loop
 
     workdir = tmp_path_factory.mktemp("finished")
-    loop.train(resolve(config_lib.load_config(TINY_CONFIG)), str(workdir))
+    with compiles_cached_in(compile_cache):
+        loop.train(resolve(config_lib.load_config(TINY_CONFIG)), str(workdir))
     return workdir

@@ -22,6 +22,9 @@ from albert_jax.train import checkpoint as checkpoint_lib
 from albert_jax.train import loop
 from tests.train.helpers import checkpoint_params, complete_steps, snapshot
 
+# The in-process runs compile the tiny config's programs once, with the session's other runs.
+pytestmark = pytest.mark.usefixtures("in_process_cache")
+
 
 def largest_array_file(checkpoint: Path) -> Path:
     return max((checkpoint / "params").rglob("d/*"), key=lambda p: p.stat().st_size)

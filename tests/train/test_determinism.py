@@ -7,10 +7,14 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 from albert_jax.tasks.registry import resolve
 from albert_jax.train import loop
 from tests.train.helpers import checkpoint_params
+
+# The in-process runs compile the tiny config's programs once, with the session's other runs.
+pytestmark = pytest.mark.usefixtures("in_process_cache")
 
 # Logged values that measure time, not the computation.
 WALL_CLOCK = {"step_time", "examples_per_sec", "tokens_per_sec", "tflops_per_device", "mfu"}

@@ -11,6 +11,9 @@ from albert_jax.tasks.registry import resolve
 from albert_jax.train import config as config_lib
 from albert_jax.train import loop
 
+# The in-process runs compile the tiny config's programs once, with the session's other runs.
+pytestmark = pytest.mark.usefixtures("in_process_cache")
+
 
 @pytest.mark.parametrize("layout", ["hf", "native"])
 def test_training_starts_from_the_pretrained_weights(tiny_config, tmp_path, layout):

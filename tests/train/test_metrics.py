@@ -19,6 +19,9 @@ from albert_jax.train import data as data_lib
 from albert_jax.train import devices, loop, metrics, plot
 from albert_jax.train.state import ModelParts
 
+# The in-process runs compile the tiny config's programs once, with the session's other runs.
+pytestmark = pytest.mark.usefixtures("in_process_cache")
+
 REQUIRED = {"loss", "mlm_loss", "mlm_accuracy", "sop_loss", "sop_accuracy", "learning_rate",
             "grad_norm", "param_norm", "step_time", "examples_per_sec", "tokens_per_sec",
             "tflops_per_device"}
