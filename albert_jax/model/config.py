@@ -87,11 +87,12 @@ class AlbertConfig:
     # else "xla", explicit softmax attention (the only one with attention dropout). "cudnn" and
     # "splash" force a kernel. See `model.attention`.
     attention_implementation: str = "auto"
-    # What the backward pass recomputes instead of keeping. "cheap": the XLA path's B x N x S x S
-    # attention probabilities (the fused kernels never keep them) and the feed-forward
-    # activation; the others are jax.checkpoint policies of the shared-layer loop body ("none":
-    # keep everything).
-    remat_policy: str = "none"
+    # What the backward pass recomputes instead of keeping. "cheap" (default): the XLA path's
+    # B x N x S x S attention probabilities (the fused kernels never keep them) and the
+    # feed-forward activation, elementwise work and one matmul; it is faster than keeping them
+    # on a CPU at sequence 512 (README, Performance). The others are jax.checkpoint policies of
+    # the shared-layer loop body ("none": keep everything).
+    remat_policy: str = "cheap"
     # Run the layer applications as a loop (compile time flat in depth). False unrolls them: a
     # larger program, but one whose cost XLA can analyse (the AOT report uses it for estimates).
     scan_layers: bool = True
