@@ -99,7 +99,7 @@ def _gradients(remat_policy: str) -> list[np.ndarray]:
     return [np.asarray(leaf) for leaf in jax.tree.leaves(nnx.jit(nnx.grad(loss))(model))]
 
 
-@pytest.mark.parametrize("policy", ["cheap", "full", "dots", "dots_no_batch", "matmuls"])  # vs "none"
+@pytest.mark.parametrize("policy", ["cheap", "full", "dots", "dots_no_batch", "matmuls"])
 def test_remat_policies_give_the_same_gradients(policy):
     for plain, remat in zip(_gradients("none"), _gradients(policy), strict=True):
         np.testing.assert_allclose(plain, remat, rtol=1e-4, atol=1e-5)
