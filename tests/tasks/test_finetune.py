@@ -60,7 +60,9 @@ def test_a_tiny_model_learns_a_regression_task(tmp_path, pretrained_dir, scores_
     assert main(["finetune", "--config", CLASSIFICATION, "--workdir", str(tmp_path),
                  f"--config.init_from={pretrained_dir}", f"--config.data.train_file={train}",
                  f"--config.data.dev_file={dev}", "--config.data.label_column=score",
-                 "--config.data.task_type=regression", *FAST]) == 0
+                 "--config.data.task_type=regression", *FAST,
+                 # FAST's 120 steps learn the scores from most starts, not from all.
+                 "--config.num_train_steps=240"]) == 0
     results = json.loads((tmp_path / "eval_results.json").read_text())
     assert results["best"]["pearson"] >= 0.8, results
     first = json.loads((tmp_path / "dev_predictions.jsonl").read_text().splitlines()[0])
