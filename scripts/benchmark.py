@@ -1,6 +1,7 @@
 """The pretraining train step of albert_jax beside Hugging Face's FlaxAlbert and PyTorch ALBERT.
 
-One process times one full train step (forward, backward, optimizer update) of each:
+It times one full train step (forward, backward, optimizer update) of each, every implementation
+in its own worker process (one library's threads never slow another's steps):
 
 - albert_jax: the trainer's own jitted step (`train.step.build_program`), LAMB as in the
   original, the MLM head at the masked positions only.
@@ -14,8 +15,8 @@ All three get the same config (an albert_jax preset, float32), the same batches 
 the preset says. The batches are full rows of random words (`--data synthetic`, no padding,
 `--predictions` masked positions per row), or the built-in corpus's examples as the trainer makes
 them (`--data corpus`, real lengths: padded rows for all three, and one more albert_jax row fed
-packed rows, `data.packing`). After `--warmup` steps each, the steps alternate A B C A B C and
-the table gives medians.
+packed rows, `data.packing`). After `--warmup` steps each, the steps alternate A B C A B C (only
+one worker computes at a time; the others wait on a pipe) and the table gives medians.
 
 Measured, and how:
 - tokens/s: batch x sequence / median step time; useful/s: the real (non-padding) tokens of
@@ -26,7 +27,9 @@ Measured, and how:
   classifier, and the MLM head at the masked positions only), whatever the implementation
   actually computes. Peers that compute the MLM logits at every position get no credit for it.
 - matmul rate: jitted `jnp.dot` at the layer's own shapes ([B*S, H] x [H, H] four times,
-  [B*S, H] x [H, I], [B*S, I] x [I, H]), timed the same way, in the same run: FLOPs over time.
+  [B*S, H] x [H, I], [B*S, I] x [I, H]), run as one more worker whose "step" is those six
+  matmuls, timed in turn with the others (the machine's speed drifts within a run): their FLOPs
+  over the median time.
 - compile: seconds to lower and compile the jitted step (PyTorch: none, it runs eagerly).
 - peak memory: JAX, XLA's `memory_analysis()` of the compiled step (arguments + outputs -
   donated aliases + temporaries: the state, the batch and the step's working memory). PyTorch,
@@ -46,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import itertools
 import multiprocessing
 import os
@@ -341,29 +343,90 @@ def pytorch_albert(run: Run, batches: list[dict[str, np.ndarray]], measure_memor
 # -- the ceiling and the run ------------------------------------------------------------------------
 
 
-def matmul_rate(config: AlbertConfig, tokens: int, repeats: int) -> float:
-    """FLOP/s of jitted float32 `jnp.dot` at one layer's shapes, median time per shape."""
+def layer_matmuls(config: AlbertConfig, tokens: int) -> list[tuple[int, int, int]]:
+    """The (m, k, n) of one layer's weight matmuls: Q, K, V, output, and the feed-forward pair."""
     H, I = config.hidden_size, config.intermediate_size
-    shapes = [(tokens, H, H)] * 4 + [(tokens, H, I), (tokens, I, H)]
+    return [(tokens, H, H)] * 4 + [(tokens, H, I), (tokens, I, H)]
+
+
+def matmul_reference(config: AlbertConfig, tokens: int) -> Implementation:
+    """The ceiling: jitted float32 `jnp.dot` at each of `layer_matmuls` once per "step"."""
     dot = jax.jit(jnp.dot)
-    flops = seconds = 0.0
     rng = np.random.default_rng(0)
-    for m, k, n in shapes:
-        a = jnp.asarray(rng.standard_normal((m, k), np.float32))
-        b = jnp.asarray(rng.standard_normal((k, n), np.float32))
-        dot(a, b).block_until_ready()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
+    operands = [(jnp.asarray(rng.standard_normal((m, k), np.float32)),
+                 jnp.asarray(rng.standard_normal((k, n), np.float32)))
+                for m, k, n in layer_matmuls(config, tokens)]
+
+    def step():
+        for a, b in operands:
             dot(a, b).block_until_ready()
-            times.append(time.perf_counter() - start)
-        flops += 2.0 * m * k * n
-        seconds += statistics.median(times)
-    return flops / seconds
+
+    step()  # compiles
+    return Implementation(step, None, None, 0.0)
 
 
 def _ours_label(policy: str) -> str:
     return "albert_jax" if policy == DEFAULT_REMAT else f"albert_jax remat={policy}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One row of the table: which implementation, and for albert_jax its packing and remat."""
+    name: str
+    kind: str  # one of IMPLEMENTATIONS, or "matmul" (the ceiling)
+    packing: bool = False
+    remat: str = DEFAULT_REMAT
+
+
+def _build(args, seq: int, row: Row, batches, measure_memory: bool) -> Implementation:
+    if row.kind == "matmul":
+        return matmul_reference(make_run(args.preset, args.batch, seq, args.predictions).model,
+                                args.batch * seq)
+    if row.kind == "albert_jax":
+        return albert_jax(make_run(args.preset, args.batch, seq, args.predictions, packing=row.packing,
+                                   remat_policy=row.remat), batches)
+    run = make_run(args.preset, args.batch, seq, args.predictions)
+    if row.kind == "flax":
+        return flax_albert(run, batches)
+    return pytorch_albert(run, batches, measure_memory)
+
+
+def _serve(connection, args, seq: int, row: Row, batches, measure_memory: bool) -> None:
+    """A worker process: builds one implementation, then times one step per request."""
+    impl = _build(args, seq, row, batches, measure_memory)
+    connection.send((impl.compile_s, impl.peak_bytes, impl.useful_tokens))
+    while connection.recv() == "step":
+        start = time.perf_counter()
+        impl.step()
+        connection.send(time.perf_counter() - start)
+
+
+class Worker:
+    """An implementation in its own process, so that no library's threads (PyTorch's OpenMP pool
+    spins on after each of its parallel regions) or allocator state slow another's steps; the
+    parent asks each worker for one step at a time and only one computes at a time."""
+
+    def __init__(self, *args) -> None:
+        self._connection, child_end = multiprocessing.Pipe()
+        self._process = multiprocessing.get_context("spawn").Process(target=_serve, args=(child_end, *args))
+        self._process.start()
+        child_end.close()  # so that a worker's death ends the parent's wait (EOFError)
+        self.compile_s, self.peak_bytes, self.useful_tokens = self._receive()
+
+    def _receive(self):
+        try:
+            return self._connection.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(f"a benchmark worker exited with code {self._process.exitcode}") from None
+
+    def step(self) -> float:
+        self._connection.send("step")
+        return self._receive()
+
+    def close(self) -> None:
+        self._connection.send("stop")
+        self._process.join()
 
 
 def benchmark(args, seq: int) -> None:
@@ -373,47 +436,47 @@ def benchmark(args, seq: int) -> None:
         packed = corpus_batches(args, seq, packing=True)
     else:
         batches = [make_batch(run.model, args.batch, seq, args.predictions)]
-    builders = {"flax": lambda: flax_albert(run, batches),
-                "torch": lambda: pytorch_albert(run, batches, not args.skip_torch_memory)}
-    ours = []
-    if args.data == "corpus":  # first: the reference row
-        packed_run = make_run(args.preset, args.batch, seq, args.predictions, packing=True,
-                              remat_policy=args.remat[0])
-        ours.append(_ours_label(args.remat[0]) + " packed")
-        builders[ours[-1]] = functools.partial(albert_jax, packed_run, packed)
-    for policy in args.remat:
-        policy_run = run.replace(model=dataclasses.replace(run.model, remat_policy=policy))
-        ours.append(_ours_label(policy))
-        builders[ours[-1]] = functools.partial(albert_jax, policy_run, batches)
-    names = ours if "albert_jax" in args.only else []
-    impls = {name: builders[name]() for name in names + [n for n in args.only if n != "albert_jax"]}
+    rows = []
+    if "albert_jax" in args.only:
+        if args.data == "corpus":  # first: the reference row
+            rows.append(Row(_ours_label(args.remat[0]) + " packed", "albert_jax", True, args.remat[0]))
+        rows += [Row(_ours_label(policy), "albert_jax", remat=policy) for policy in args.remat]
+    rows += [Row(kind, kind) for kind in args.only if kind != "albert_jax"]
+    if not args.memory_only:
+        rows.append(Row("matmul", "matmul"))
+    impls = {row.name: Worker(args, seq, row, packed if row.packing else batches,
+                              not args.skip_torch_memory) for row in rows}
     data = (f"built-in corpus batches ({args.corpus_batches}, cycled)" if args.data == "corpus"
             else "full rows")
-    if args.memory_only:
-        print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}, {data}: compile and peak memory only")
-        for name, impl in impls.items():
-            compile_s = f"{impl.compile_s:.1f} s" if impl.compile_s is not None else "-"
-            peak = f"{impl.peak_bytes / 2**20:.0f} MiB" if impl.peak_bytes is not None else "-"
-            print(f"{LABELS.get(name, name):<30} compile {compile_s:>8}   peak {peak:>10}", flush=True)
-        return
-    times: dict[str, list[float]] = {name: [] for name in impls}
-    for impl in impls.values():
-        for _ in range(args.warmup):
-            impl.step()
-    for _ in range(args.steps):
-        for name, impl in impls.items():
-            start = time.perf_counter()
-            impl.step()
-            times[name].append(time.perf_counter() - start)
-    rate = matmul_rate(run.model, args.batch * seq, repeats=max(3, args.steps))
+    try:
+        if args.memory_only:
+            print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}, {data}: compile and peak memory only")
+            for name, impl in impls.items():
+                compile_s = f"{impl.compile_s:.1f} s" if impl.compile_s is not None else "-"
+                peak = f"{impl.peak_bytes / 2**20:.0f} MiB" if impl.peak_bytes is not None else "-"
+                print(f"{LABELS.get(name, name):<30} compile {compile_s:>8}   peak {peak:>10}", flush=True)
+            return
+        times: dict[str, list[float]] = {name: [] for name in impls}
+        for impl in impls.values():
+            for _ in range(args.warmup):
+                impl.step()
+        for _ in range(args.steps):
+            for name, impl in impls.items():
+                times[name].append(impl.step())
+    finally:
+        for impl in impls.values():
+            impl.close()
+    matmul_flops = sum(2.0 * m * k * n for m, k, n in layer_matmuls(run.model, args.batch * seq))
+    rate = matmul_flops / statistics.median(times.pop("matmul"))
     flops = run.task.flops_per_example(run.model) * args.batch
 
     tokens = args.batch * seq
     useful = {name: impls[name].useful_tokens / statistics.median(t) for name, t in times.items()}
-    reference = useful[names[0]] if names else None
+    reference = useful[rows[0].name] if rows[0].kind == "albert_jax" else None
     print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}, {data}, {args.predictions} masked "
-          f"positions per example; {args.steps} alternating steps after {args.warmup} warm-up; "
-          f"useful work {flops / 1e12:.3f} TFLOP per step; matmul rate {rate / 1e9:.0f} GFLOP/s")
+          f"positions per example; {args.steps} alternating steps after {args.warmup} warm-up, each "
+          f"implementation in its own process; useful work {flops / 1e12:.3f} TFLOP per step; matmul "
+          f"rate {rate / 1e9:.0f} GFLOP/s (timed in turn with the steps)")
     print(f"{'implementation':<34}{'s/step':>8}{'tokens/s':>10}{'useful/s':>10}{'ours x':>8}{'TFLOP/s':>9}"
           f"{'of matmul':>11}{'compile s':>11}{'peak MiB':>10}")
     for name, samples in times.items():
