@@ -425,7 +425,11 @@ class Worker:
         return self._receive()
 
     def close(self) -> None:
-        self._connection.send("stop")
+        try:
+            self._connection.send("stop")
+        except OSError:  # the worker is gone already
+            pass
+        self._connection.close()
         self._process.join()
 
 
@@ -444,11 +448,13 @@ def benchmark(args, seq: int) -> None:
     rows += [Row(kind, kind) for kind in args.only if kind != "albert_jax"]
     if not args.memory_only:
         rows.append(Row("matmul", "matmul"))
-    impls = {row.name: Worker(args, seq, row, packed if row.packing else batches,
-                              not args.skip_torch_memory) for row in rows}
     data = (f"built-in corpus batches ({args.corpus_batches}, cycled)" if args.data == "corpus"
             else "full rows")
+    impls: dict[str, Worker] = {}
     try:
+        for row in rows:  # one at a time: each compiles (or measures memory) on an idle machine
+            impls[row.name] = Worker(args, seq, row, packed if row.packing else batches,
+                                     not args.skip_torch_memory)
         if args.memory_only:
             print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}, {data}: compile and peak memory only")
             for name, impl in impls.items():
