@@ -36,6 +36,9 @@ Measured, and how:
   in a fresh child process with glibc's mmap threshold pinned low (so freed memory goes back
   to the OS): the bytes of parameters and optimizer moments, plus the rise of the process's peak
   resident memory (VmHWM, reset through /proc/self/clear_refs) during one step after warm-up.
+- faults MiB: the worker's minor page faults during a step (median), in MiB of pages: memory
+  the kernel had to map and zero. XLA:CPU maps a step's working memory afresh every step, so on
+  a CPU the larger the working memory, the more of the step goes to the kernel.
 
 The machine is usually shared: compare only within one run, and rerun to confirm.
 
@@ -52,6 +55,7 @@ import dataclasses
 import itertools
 import multiprocessing
 import os
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -74,6 +78,7 @@ LABELS = {"albert_jax": "albert_jax", "flax": "transformers FlaxAlbert",
 DEFAULT_REMAT = AlbertConfig.remat_policy
 # The embedded default's tokenizer: the built-in corpus's lengths as `data inspect` measures them.
 CORPUS_VOCAB = 256
+PAGE = os.sysconf("SC_PAGE_SIZE")
 # The original's optimizer settings (train/config.py defaults).
 LR, B1, B2, EPS, WEIGHT_DECAY, CLIP = 1e-4, 0.9, 0.999, 1e-6, 0.01, 1.0
 
@@ -396,9 +401,10 @@ def _serve(connection, args, seq: int, row: Row, batches, measure_memory: bool) 
     impl = _build(args, seq, row, batches, measure_memory)
     connection.send((impl.compile_s, impl.peak_bytes, impl.useful_tokens))
     while connection.recv() == "step":
-        start = time.perf_counter()
+        faults, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
         impl.step()
-        connection.send(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        connection.send((elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
 
 
 class Worker:
@@ -420,7 +426,8 @@ class Worker:
             self._process.join()
             raise RuntimeError(f"a benchmark worker exited with code {self._process.exitcode}") from None
 
-    def step(self) -> float:
+    def step(self) -> tuple[float, int]:
+        """One step: its seconds, and the page faults the worker took meanwhile."""
         self._connection.send("step")
         return self._receive()
 
@@ -463,12 +470,15 @@ def benchmark(args, seq: int) -> None:
                 print(f"{LABELS.get(name, name):<30} compile {compile_s:>8}   peak {peak:>10}", flush=True)
             return
         times: dict[str, list[float]] = {name: [] for name in impls}
+        faults: dict[str, list[int]] = {name: [] for name in impls}
         for impl in impls.values():
             for _ in range(args.warmup):
                 impl.step()
         for _ in range(args.steps):
             for name, impl in impls.items():
-                times[name].append(impl.step())
+                seconds, step_faults = impl.step()
+                times[name].append(seconds)
+                faults[name].append(step_faults)
     finally:
         for impl in impls.values():
             impl.close()
@@ -484,14 +494,15 @@ def benchmark(args, seq: int) -> None:
           f"implementation in its own process; useful work {flops / 1e12:.3f} TFLOP per step; matmul "
           f"rate {rate / 1e9:.0f} GFLOP/s (timed in turn with the steps)")
     print(f"{'implementation':<34}{'s/step':>8}{'tokens/s':>10}{'useful/s':>10}{'ours x':>8}{'TFLOP/s':>9}"
-          f"{'of matmul':>11}{'compile s':>11}{'peak MiB':>10}")
+          f"{'of matmul':>11}{'compile s':>11}{'peak MiB':>10}{'faults MiB':>12}")
     for name, samples in times.items():
         impl, median = impls[name], statistics.median(samples)
         ratio = f"{reference / useful[name]:.2f}x" if reference else "-"
         compile_s = f"{impl.compile_s:.1f}" if impl.compile_s is not None else "-"
         peak = f"{impl.peak_bytes / 2**20:.0f}" if impl.peak_bytes is not None else "-"
         print(f"{LABELS.get(name, name):<34}{median:>8.2f}{tokens / median:>10.0f}{useful[name]:>10.0f}"
-              f"{ratio:>8}{flops / median / 1e12:>9.3f}{flops / median / rate:>10.0%}{compile_s:>11}{peak:>10}")
+              f"{ratio:>8}{flops / median / 1e12:>9.3f}{flops / median / rate:>10.0%}{compile_s:>11}{peak:>10}"
+              f"{statistics.median(faults[name]) * PAGE / 2**20:>12.0f}")
     print("samples (s): " + "; ".join(f"{n} " + " ".join(f"{t:.2f}" for t in s) for n, s in times.items()),
           flush=True)
 

@@ -9,17 +9,18 @@ and reused. Everything else is the real recipe at toy scale: ALBERT's encoder (f
 embeddings, the shared layer, here applied once), SOP pairs and n-gram whole-word masking as in
 the original, LAMB with warmup and linear decay.
 
-On a 2-core CPU the run takes about 4 minutes (tokenizer and data included) and ends with
+On a 2-core CPU the run takes 3 to 4 minutes (tokenizer and data included) and ends with
 held-out MLM accuracy about 0.27, twice what always predicting the most frequent masked piece
 scores on the same held-out examples (0.13), and SOP accuracy about 0.65, where always the
 majority label scores 0.60 (chance is 1/256 for MLM); each evaluation prints both baselines.
 
 Shaped for what a 2-core CPU does well in minutes. At this scale learning depends on the number
 of updates more than on the examples or the width (twice as wide at batch 128 scored exactly the
-constant baselines after 400 steps). So: one application of the shared layer, whose step costs a
-third of two applications' on XLA:CPU (21 vs 55-62 ms) and learns as much per step (3000 steps:
-MLM 0.223 vs 0.224); the larger initializer range leaves the early plateau of post-LN training
-sooner (3000 steps: SOP 0.656 vs 0.623). The paper's configs apply their shared layer 12-24 times.
+constant baselines after 400 steps). So: one application of the shared layer, whose step costs
+a third to a half of two applications' on XLA:CPU (21 vs 55-62 ms on one VM, 11 vs 23-29 ms on
+another) and learns as much per step (3000 steps: MLM 0.223 vs 0.224); the larger initializer
+range leaves the early plateau of post-LN training sooner (3000 steps: SOP 0.656 vs 0.623). The
+paper's configs apply their shared layer 12-24 times.
 
 The vocabulary is small on purpose: the corpus is under 2M characters, and a 90k-parameter
 model gets further with short pieces in the same budget (0.19 with 512 pieces, 0.15 with 2000,
