@@ -132,8 +132,6 @@ def _register_data(subparsers: Any) -> None:
 
 
 def _train_tokenizer(args: argparse.Namespace, overrides: list[str]) -> int:
-    from pathlib import Path
-
     from albert_jax.data.corpus import BuiltinCorpus, TextFiles, sentences
     from albert_jax.data.tokenizer import Tokenizer
 
@@ -145,8 +143,7 @@ def _train_tokenizer(args: argparse.Namespace, overrides: list[str]) -> int:
         output_prefix=args.output,
         input_sentence_size=args.input_sentence_size,
     )
-    vocab = Path(str(args.output) + ".vocab")
-    print(f"wrote {tokenizer.path} and {vocab} (vocabulary {tokenizer.vocab_size})")
+    print(f"wrote {tokenizer.path} and {args.output}.vocab (vocabulary {tokenizer.vocab_size})")
     return 0
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import sentencepiece as spm
 from etils import epath
 
+from albert_jax import storage
 from albert_jax.data.corpus import TextFiles, sentences
 from albert_jax.errors import InputError
 
@@ -144,8 +145,11 @@ class Tokenizer:
         files in the BERT format. Sentences are preprocessed as for encoding before training.
         At most `input_sentence_size` sentences, sampled at random, are used, as in the
         original. Refuses to overwrite existing output files, and input without a sentence.
+        The prefix may be in Cloud Storage (`gs://`): the model is trained in a local scratch
+        directory, and the .model object is uploaded last.
         """
-        prefix = Path(output_prefix)
+        local = storage.is_local(output_prefix)
+        prefix = Path(output_prefix) if local else epath.Path(output_prefix)
         outputs = [prefix.with_name(prefix.name + suffix) for suffix in (".model", ".vocab")]
         for output in outputs:
             if output.exists():
@@ -156,9 +160,12 @@ class Tokenizer:
         if first is None:
             raise InputError(f"no sentences found in {text.description}")
         try:
-            prefix.parent.mkdir(parents=True, exist_ok=True)
-            # Train under a temporary name, then rename: an interrupted run leaves no half model.
-            scratch_directory = tempfile.TemporaryDirectory(dir=prefix.parent, prefix=".tokenizer-")
+            if local:
+                prefix.parent.mkdir(parents=True, exist_ok=True)
+            # Train under a temporary name, then rename (an upload is whole by itself): an
+            # interrupted run leaves no half model.
+            scratch_directory = tempfile.TemporaryDirectory(dir=prefix.parent if local else None,
+                                                            prefix=".tokenizer-")
         except OSError as error:
             # mkdir says "File exists" of a parent that is a file.
             reason = "a file, not a directory" if isinstance(error, FileExistsError) else error.strerror
@@ -181,8 +188,15 @@ class Tokenizer:
                 # Drop SentencePiece's "INTERNAL: src/file.cc(744) [condition] " prefix.
                 reason = str(error).rsplit("] ", 1)[-1].strip() or str(error).strip()
                 raise InputError(f"tokenizer training failed: {reason}") from error
-            for suffix, output in zip((".model", ".vocab"), outputs, strict=True):
-                os.replace(scratch_prefix.with_suffix(suffix), output)
+            # The .model last: where it exists, both do.
+            for suffix, output in ((".vocab", outputs[1]), (".model", outputs[0])):
+                if local:
+                    os.replace(scratch_prefix.with_suffix(suffix), output)
+                else:
+                    try:
+                        output.write_bytes(scratch_prefix.with_suffix(suffix).read_bytes())
+                    except OSError as error:  # e.g. no such bucket, no permission
+                        raise InputError(f"cannot write {str(output)!r}: {error}") from error
         return cls.load(outputs[0])
 
     @property

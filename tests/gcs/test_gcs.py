@@ -14,6 +14,8 @@ from etils import epath
 from flax import nnx
 
 from albert_jax import AlbertForPreTraining
+from albert_jax.data.corpus import BuiltinCorpus
+from albert_jax.data.tokenizer import Tokenizer
 from albert_jax.train import checkpoint
 from tests.train.helpers import TINY_CONFIG, cli_env, free_port
 
@@ -51,9 +53,8 @@ def _check(result):
 def corpus(gcs_emulator, tmp_path_factory):
     """(data config overrides, local and gs://) of one small corpus: a 256-piece tokenizer and the
     dataset `prepare` wrote straight to gs:// and to a local folder."""
-    from albert_jax.data.corpus import BuiltinCorpus, TextFiles
+    from albert_jax.data.corpus import TextFiles
     from albert_jax.data.prepare import prepare
-    from albert_jax.data.tokenizer import Tokenizer
 
     root = tmp_path_factory.mktemp("gcs_corpus")
     text = root / "corpus.txt"
@@ -149,3 +150,17 @@ def test_two_processes_share_only_gcs(runs, corpus, gcs_dir, compile_cache, tmp_
     # Only process 0 writes: the other's files would have raced it in the bucket.
     assert ["step 6:" in output for output in outputs] == [True, False]
     assert (epath.Path(gcs_dir) / "spiece.model").exists()
+
+
+def test_a_tokenizer_trains_straight_into_gcs(gcs_dir, tmp_path, compile_cache):
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n\n".join("\n".join(s) for s in itertools.islice(BuiltinCorpus(), 100)) + "\n")
+    prefix = f"{gcs_dir}/tokenizer/pieces"
+    train = ("tokenizer", "train", "--input", text, "--vocab-size", 256, "--output", prefix)
+    assert f"wrote {prefix}.model and {prefix}.vocab" in _check(_run(*train, compile_cache=compile_cache)).stdout
+
+    model = _fresh(prefix + ".model")
+    assert len(_fresh(prefix + ".vocab").read_text().splitlines()) == 256
+    assert Tokenizer.load(model).encode("the python interpreter")
+    again = _run(*train, compile_cache=compile_cache)
+    assert again.returncode == 2 and f"{prefix}.model' exists" in again.stderr
