@@ -37,8 +37,10 @@ Measured, and how:
   to the OS): the bytes of parameters and optimizer moments, plus the rise of the process's peak
   resident memory (VmHWM, reset through /proc/self/clear_refs) during one step after warm-up.
 - faults MiB: the worker's minor page faults during a step (median), in MiB of pages: memory
-  the kernel had to map and zero. XLA:CPU maps a step's working memory afresh every step, so on
-  a CPU the larger the working memory, the more of the step goes to the kernel.
+  the kernel had to map and zero. XLA:CPU maps a step's working memory afresh every execution,
+  so on a CPU the larger the working memory, the more of the step goes to the kernel; with
+  `--steps-per-execution N` albert_jax maps it once per N steps (one more row, timed per call of
+  N steps and reported per step).
 
 The machine is usually shared: compare only within one run, and rerun to confirm.
 
@@ -46,6 +48,7 @@ The machine is usually shared: compare only within one run, and rerun to confirm
     python scripts/benchmark.py --seq 128 --steps 2 --warmup 1 --only albert_jax flax
     python scripts/benchmark.py --seq 512 --remat none matmuls    # a row per remat policy
     python scripts/benchmark.py --seq 512 --data corpus           # real lengths, packed and padded
+    python scripts/benchmark.py --seq 128 --steps-per-execution 4  # and 4 steps per execution
 """
 
 from __future__ import annotations
@@ -85,10 +88,11 @@ LR, B1, B2, EPS, WEIGHT_DECAY, CLIP = 1e-4, 0.9, 0.999, 1e-6, 0.01, 1.0
 
 @dataclasses.dataclass
 class Implementation:
-    step: Callable[[], None]  # one train step (on the next of its batches), finished when it returns
+    step: Callable[[], None]  # one call: `steps` train steps on its next batches, finished when it returns
     compile_s: float | None
     peak_bytes: int | None
     useful_tokens: float  # real (non-padding) tokens per step, the mean over its batches
+    steps: int = 1  # train steps per call (albert_jax's steps_per_execution)
 
 
 def _useful_tokens(batches: list[dict[str, np.ndarray]]) -> float:
@@ -96,7 +100,7 @@ def _useful_tokens(batches: list[dict[str, np.ndarray]]) -> float:
 
 
 def make_run(preset: str, batch: int, seq: int, predictions: int, *, packing: bool = False,
-             source: str = "synthetic", **model: object) -> Run:
+             source: str = "synthetic", steps_per_execution: int = 1, **model: object) -> Run:
     config = config_lib.default_config()
     config.model.preset = preset
     config.model.dtype = "float32"
@@ -107,6 +111,7 @@ def make_run(preset: str, batch: int, seq: int, predictions: int, *, packing: bo
     config.data.packing = packing
     config.data.max_predictions_per_seq = predictions
     config.warmup_steps, config.num_train_steps = 10, 1000
+    config.steps_per_execution = steps_per_execution
     return config_lib.resolve(config, registry.make_task)
 
 
@@ -162,18 +167,27 @@ def _timed_compile(jitted, *args):
 
 
 def albert_jax(run: Run, batches: list[dict[str, np.ndarray]]) -> Implementation:
+    """The trainer's step; with `steps_per_execution` N > 1, its program of N steps per
+    execution, fed N consecutive batches (of the cycle) per call."""
     program = step_lib.build_program(run, mesh_lib.make_mesh(-1, 1, 1))
     state = program.init()
-    device_batches = itertools.cycle([{k: jax.device_put(v, program.batch_sharding[k]) for k, v in b.items()}
-                                      for b in batches])
-    compiled, compile_s = _timed_compile(program.train_step, state, program.abstract_batch)
+    count = run.config.steps_per_execution
+    if count == 1:
+        jitted, abstract = program.train_step, program.abstract_batch
+        calls = [{k: jax.device_put(v, program.batch_sharding[k]) for k, v in b.items()} for b in batches]
+    else:
+        jitted, abstract = program.train_steps, program.abstract_batches_of(count, max(program.abstract_batches))
+        calls = [{k: jax.device_put(np.stack([batches[(i + j) % len(batches)][k] for j in range(count)]),
+                                    abstract[k].sharding) for k in abstract} for i in range(len(batches))]
+    device_batches = itertools.cycle(calls)
+    compiled, compile_s = _timed_compile(jitted, state, abstract)
 
     def step():
         nonlocal state
         state, metrics = compiled(state, next(device_batches))
         jax.block_until_ready(metrics)
 
-    return Implementation(step, compile_s, _jax_peak(compiled), _useful_tokens(batches))
+    return Implementation(step, compile_s, _jax_peak(compiled), _useful_tokens(batches), count)
 
 
 # -- transformers' Flax ALBERT ---------------------------------------------------------------------
@@ -376,11 +390,13 @@ def _ours_label(policy: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One row of the table: which implementation, and for albert_jax its packing and remat."""
+    """One row of the table: which implementation, and for albert_jax its packing, remat and
+    steps per execution."""
     name: str
     kind: str  # one of IMPLEMENTATIONS, or "matmul" (the ceiling)
     packing: bool = False
     remat: str = DEFAULT_REMAT
+    steps_per_execution: int = 1
 
 
 def _build(args, seq: int, row: Row, batches, measure_memory: bool) -> Implementation:
@@ -389,7 +405,8 @@ def _build(args, seq: int, row: Row, batches, measure_memory: bool) -> Implement
                                 args.batch * seq)
     if row.kind == "albert_jax":
         return albert_jax(make_run(args.preset, args.batch, seq, args.predictions, packing=row.packing,
-                                   remat_policy=row.remat), batches)
+                                   steps_per_execution=row.steps_per_execution, remat_policy=row.remat),
+                          batches)
     run = make_run(args.preset, args.batch, seq, args.predictions)
     if row.kind == "flax":
         return flax_albert(run, batches)
@@ -397,14 +414,16 @@ def _build(args, seq: int, row: Row, batches, measure_memory: bool) -> Implement
 
 
 def _serve(connection, args, seq: int, row: Row, batches, measure_memory: bool) -> None:
-    """A worker process: builds one implementation, then times one step per request."""
+    """A worker process: builds one implementation, then times one call per request, and
+    answers with the seconds and page faults per train step."""
     impl = _build(args, seq, row, batches, measure_memory)
     connection.send((impl.compile_s, impl.peak_bytes, impl.useful_tokens))
     while connection.recv() == "step":
         faults, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
         impl.step()
         elapsed = time.perf_counter() - start
-        connection.send((elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+        connection.send((elapsed / impl.steps, faults / impl.steps))
 
 
 class Worker:
@@ -449,8 +468,16 @@ def benchmark(args, seq: int) -> None:
         batches = [make_batch(run.model, args.batch, seq, args.predictions)]
     rows = []
     if "albert_jax" in args.only:
-        if args.data == "corpus":  # first: the reference row
-            rows.append(Row(_ours_label(args.remat[0]) + " packed", "albert_jax", True, args.remat[0]))
+        # First, the reference row: packed rows with --data corpus, N steps per execution with
+        # --steps-per-execution N (beside one per execution).
+        reference = Row(_ours_label(args.remat[0]), "albert_jax", remat=args.remat[0])
+        if args.data == "corpus":
+            reference = dataclasses.replace(reference, name=reference.name + " packed", packing=True)
+        if args.steps_per_execution > 1:
+            rows.append(dataclasses.replace(reference, name=f"{reference.name} {args.steps_per_execution}/exec",
+                                            steps_per_execution=args.steps_per_execution))
+        if args.data == "corpus":
+            rows.append(reference)
         rows += [Row(_ours_label(policy), "albert_jax", remat=policy) for policy in args.remat]
     rows += [Row(kind, kind) for kind in args.only if kind != "albert_jax"]
     if not args.memory_only:
@@ -522,6 +549,10 @@ def main() -> None:
                         help="full rows of random words, or the built-in corpus's real lengths: "
                              "padded rows for every implementation, plus albert_jax on packed rows")
     parser.add_argument("--corpus-batches", type=int, default=8, help="distinct corpus batches cycled")
+    parser.add_argument("--steps-per-execution", type=int, default=1, metavar="N",
+                        help="with N > 1, one more albert_jax row (the reference) that runs N train "
+                             "steps per execution (train config steps_per_execution); each of its "
+                             "timed calls is N steps, reported per step")
     parser.add_argument("--memory-only", action="store_true",
                         help="compile and measure peak memory, time no steps")
     parser.add_argument("--skip-torch-memory", action="store_true",

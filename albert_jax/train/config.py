@@ -90,6 +90,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.adam_epsilon = 1e-6
     # Microbatches per step; the global batch is split and the gradients summed.
     c.grad_accum_steps = 1
+    # Train steps per execution of the compiled program (a loop on the devices, with the
+    # batches sent together); logs, evaluations and checkpoints still come at their steps. It
+    # saves a trip through the host per step, and on a CPU the mapping of the step's working
+    # memory (see README, Performance). The results are those of one step per execution.
+    c.steps_per_execution = 1
     # A step whose loss, gradient or updated parameters are not finite (NaN or Inf) is never
     # applied. "stop": the run stops at the next log or checkpoint, saving nothing after it,
     # and says which step it was (a rerun resumes from the newest checkpoint); "skip": the run
@@ -380,8 +385,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     """Value checks of the trainer's settings that need no devices; mesh and batch checks come
     with the mesh, the task checks its own."""
     positive = ("global_batch_size", "seq_length", "num_train_steps", "grad_accum_steps",
-                "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-                "keep_checkpoints")
+                "steps_per_execution", "log_every_steps", "eval_every_steps",
+                "checkpoint_every_steps", "keep_checkpoints")
     for key in positive:
         if config[key] is not None and config[key] < 1:  # seq_length None: the task's default
             raise InputError(f"{key} must be positive, got {config[key]}")

@@ -9,14 +9,23 @@ import jax
 import numpy as np
 
 
-def global_batch(local: dict[str, np.ndarray], abstract: dict[str, jax.ShapeDtypeStruct]) -> dict[str, jax.Array]:
+def global_batch(local: dict[str, np.ndarray], abstract: dict[str, jax.ShapeDtypeStruct],
+                 leading: int = 1) -> dict[str, jax.Array]:
     """Assembles every process's rows into global arrays placed as `abstract` (the program's
-    abstract batch) says; a field of another width (a shorter length bucket) keeps the batch
-    size and sharding."""
+    abstract batch) says; a field of another width (a shorter length bucket) keeps the sizes of
+    the `leading` axes (the batch axis, or the stack and batch axes) and the sharding."""
     return {name: jax.make_array_from_process_local_data(
                 spec.sharding, np.asarray(local[name], spec.dtype),
-                (spec.shape[0],) + np.shape(local[name])[1:])
+                spec.shape[:leading] + np.shape(local[name])[leading:])
             for name, spec in abstract.items()}
+
+
+def global_batches(locals_: list[dict[str, np.ndarray]],
+                   abstract: dict[str, jax.ShapeDtypeStruct]) -> dict[str, jax.Array]:
+    """Several batches of one width as one stack of global batches (`Program.train_steps`'s
+    argument), placed as `abstract` (`Program.abstract_batches_of`) says."""
+    stacked = {name: np.stack([local[name] for local in locals_]) for name in abstract}
+    return global_batch(stacked, abstract, leading=2)
 
 
 def to_host(arrays: dict[str, jax.Array]) -> dict[str, np.ndarray]:

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_KEYS = frozenset({
     "num_train_steps", "log_every_steps", "eval_every_steps", "eval_steps",
     "checkpoint_every_steps", "keep_checkpoints", "init_from", "peak_flops_per_device",
-    "accept_changes", "mesh", "rules", "grad_accum_steps", "nonfinite",
+    "accept_changes", "mesh", "rules", "grad_accum_steps", "nonfinite", "steps_per_execution",
 })
 # AlbertConfig fields that change how the model computes, not what it is: a run may resume or
 # start from a pretrained model with other values.
@@ -143,13 +143,18 @@ def _train(checked: Checked) -> TrainState:
     # One program per sequence width the task's batches come in (its length buckets).
     train_steps = {length: program.train_step.lower(program.abstract_state, abstract).compile()
                    for length, abstract in program.abstract_batches.items()}
+    repeat = config.steps_per_execution
+    repeated_steps = {length: program.train_steps.lower(
+                          program.abstract_state, program.abstract_batches_of(repeat, length)).compile()
+                      for length in program.abstract_batches} if repeat > 1 else {}
     flops_per_step = config.global_batch_size * task.flops_per_example(run.model)
     device_kind = mesh.devices.flat[0].device_kind
     peak = devices_lib.peak_flops(device_kind, config.peak_flops_per_device)
     num_params = sum(x.size for x in jax.tree.leaves(program.abstract_state.params))
     _info(f"{num_params:,} parameters on mesh {dict(mesh.shape)} of {mesh.devices.size} "
           f"{device_kind} device(s), {jax.process_count()} process(es); "
-          f"train step compiled for length(s) {', '.join(map(str, train_steps))} in "
+          f"train step compiled for length(s) {', '.join(map(str, train_steps))}"
+          f"{f' (also {repeat} steps per execution)' if repeat > 1 else ''} in "
           f"{time.perf_counter() - compile_start:.1f}s; "
           f"{flops_per_step / 1e12:.3g} TFLOP per step")
 
@@ -162,35 +167,49 @@ def _train(checked: Checked) -> TrainState:
     pending: list[dict[str, jax.Array]] = []  # metrics since the last log, still on the devices
     last_eval: dict[str, float] = {}
     step = start_step
+    # Every process executes the same sequence of programs; the preemption sync point counts
+    # executions (it must advance by one per call), which is the step count when each runs one.
+    executions = start_step
     interval_start = time.perf_counter()
     try:
         while step < config.num_train_steps:
-            local = next(train_data)
-            length = local["input_ids"].shape[-1]
-            state, metrics = train_steps[length](state, data_lib.global_batch(local, program.abstract_batches[length]))
-            pending.append(metrics)
-            step += 1
-            writer.advance()
+            count = _steps_of_next_execution(step, config, data.has_eval)
+            batches = [next(train_data) for _ in range(count)]
+            lengths = {local["input_ids"].shape[-1] for local in batches}
+            if count == repeat > 1 and len(lengths) == 1:
+                length = lengths.pop()
+                abstract = program.abstract_batches_of(count, length)
+                state, metrics = repeated_steps[length](state, data_lib.global_batches(batches, abstract))
+                pending.append(metrics)
+            else:  # one at a time: fewer steps left before a pause, or batches of several widths
+                for local in batches:
+                    length = local["input_ids"].shape[-1]
+                    batch = data_lib.global_batch(local, program.abstract_batches[length])
+                    state, metrics = train_steps[length](state, batch)
+                    pending.append(metrics)
+            step += count
+            executions += 1
+            writer.advance(count)
             last = step == config.num_train_steps
 
             if step % config.log_every_steps == 0 or last:
-                history = jax.device_get(pending)
+                history = _per_step(jax.device_get(pending))
                 _check_finite(history, step, config.nonfinite, checkpoints)
                 summary = _summarise(history)
-                seconds = (time.perf_counter() - interval_start) / len(pending)
+                seconds = (time.perf_counter() - interval_start) / len(history)
                 summary.update(_throughput(seconds, config, summary.get("examples"), task.lengths[-1],
                                            flops_per_step, mesh.devices.size, peak))
                 writer.write(step, summary)
                 pending = []
             evaluate = data.has_eval and (step % config.eval_every_steps == 0 or last)
-            stop = stop_signal.reached(step)
+            stop = stop_signal.reached(executions)
             save = step % config.checkpoint_every_steps == 0 or last or stop
             if pending and (evaluate or save):
                 # Step times count training only: the steps dispatched so far finish before the
                 # pause starts, or their device time would be taken for the pause's.
                 jax.block_until_ready(state)
                 if save:  # never a checkpoint after a step that "stop" refuses
-                    _check_finite(jax.device_get(pending), step, config.nonfinite, checkpoints)
+                    _check_finite(_per_step(jax.device_get(pending)), step, config.nonfinite, checkpoints)
             pause_start = time.perf_counter()
             if evaluate:
                 eval_metrics, outputs = _evaluate(program, state.params, data, rows, task)
@@ -227,6 +246,28 @@ def _train(checked: Checked) -> TrainState:
 
 
 # -- Pieces of the loop ------------------------------------------------------------------------------
+
+
+def _steps_of_next_execution(step: int, config: ml_collections.ConfigDict, has_eval: bool) -> int:
+    """`steps_per_execution`, or fewer where the next log, evaluation, checkpoint or the end
+    comes sooner: those happen between executions."""
+    intervals = [config.log_every_steps, config.checkpoint_every_steps]
+    if has_eval:
+        intervals.append(config.eval_every_steps)
+    pause = min(step - step % every + every for every in intervals)
+    return min(config.steps_per_execution, pause - step, config.num_train_steps - step)
+
+
+def _per_step(pending: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """The metrics of each step, from those of executions of one step or of several (each
+    metric then has a leading axis, one entry per step)."""
+    history = []
+    for metrics in pending:
+        if np.ndim(metrics["loss"]) == 0:
+            history.append(metrics)
+        else:
+            history.extend({k: v[i] for k, v in metrics.items()} for i in range(len(metrics["loss"])))
+    return history
 
 
 def _summarise(history: list[dict[str, np.ndarray]]) -> dict[str, float]:

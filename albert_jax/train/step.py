@@ -96,6 +96,22 @@ def make_train_step(parts: ModelParts, task: Task, optimizer: optax.GradientTran
     return train_step
 
 
+def repeat_train_step(train_step: Callable) -> Callable:
+    """(state, batches) -> (state, metrics): the train step over each batch of `batches` in turn
+    (every field with a leading axis of N batches), in one execution; each metric gets that
+    leading axis too.
+
+    The same updates as N calls of `train_step`. It saves N - 1 trips through the host, and
+    on a CPU the step's working memory is mapped (and zeroed by the kernel) once per execution
+    rather than once per step.
+    """
+
+    def train_steps(state: TrainState, batches: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        return jax.lax.scan(train_step, state, batches)
+
+    return train_steps
+
+
 def make_eval_step(parts: ModelParts, task: Task) -> Callable:
     """(params, batch) -> (sums, per-example outputs), without dropout."""
 
@@ -140,6 +156,7 @@ class Program:
     init: Callable[[], TrainState]
     init_from_params: Callable[[Params], TrainState]
     train_step: Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]
+    train_steps: Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]  # N at once
     eval_step: Callable[[Params, Batch], tuple[Sums, dict[str, jax.Array]]]
 
     @property
@@ -151,6 +168,17 @@ class Program:
         """Abstract arguments of `train_step` at the full length, for
         `train_step.lower(*program.train_args())`."""
         return self.abstract_state, self.abstract_batch
+
+    def abstract_batches_of(self, count: int, length: int) -> dict[str, jax.ShapeDtypeStruct]:
+        """The argument `batches` of `train_steps` for `count` batches of width `length`."""
+        return {name: jax.ShapeDtypeStruct((count, *spec.shape), spec.dtype,
+                                           sharding=_stacked(spec.sharding))
+                for name, spec in self.abstract_batches[length].items()}
+
+
+def _stacked(sharding: NamedSharding) -> NamedSharding:
+    """The sharding of a stack of batches: each batch as `sharding` says, the stack unsplit."""
+    return NamedSharding(sharding.mesh, PartitionSpec(None, *sharding.spec))
 
 
 def build_program(run: Run, mesh: Mesh) -> Program:
@@ -189,6 +217,7 @@ def build_program(run: Run, mesh: Mesh) -> Program:
     train_step = make_train_step(
         parts, task, optimizer, schedule, seed=config.seed, grad_accum_steps=config.grad_accum_steps,
         params_sharding=params_sharding, batch_spec=rows_spec)
+    train_steps = _under_rules(repeat_train_step(train_step), mesh, rules)
     return Program(
         mesh=mesh, rules=rules, parts=parts, optimizer=optimizer, schedule=schedule,
         state_sharding=state_sharding, batch_sharding=batch_sharding,
@@ -199,6 +228,9 @@ def build_program(run: Run, mesh: Mesh) -> Program:
         train_step=jax.jit(_under_rules(train_step, mesh, rules),
                            in_shardings=(state_sharding, batch_sharding),
                            out_shardings=(state_sharding, replicated), donate_argnums=0),
+        train_steps=jax.jit(train_steps,
+                            in_shardings=(state_sharding, jax.tree.map(_stacked, batch_sharding)),
+                            out_shardings=(state_sharding, replicated), donate_argnums=0),
         eval_step=jax.jit(_under_rules(make_eval_step(parts, task), mesh, rules),
                           in_shardings=(params_sharding, batch_sharding)),
     )

@@ -39,7 +39,9 @@ def stall_commits_from(step: int) -> None:
 def signal_at(signum: int, step: int) -> None:
     from albert_jax.train import loop
 
-    reached = loop._StopSignal.reached  # asked by every process at the end of every step
+    # Asked by every process after every execution: its count is the step count when each
+    # execution runs one step (the default steps_per_execution).
+    reached = loop._StopSignal.reached
 
     def reached_after_the_signal(self, current: int) -> bool:
         if current == step:

@@ -31,3 +31,19 @@ def test_a_rerun_logs_identical_metrics(tiny_config, finished_workdir, tmp_path)
     assert logged(tmp_path) == logged(finished_workdir)
     jax.tree.map(np.testing.assert_array_equal, checkpoint_params(tmp_path, 10),
                  checkpoint_params(finished_workdir, 10))
+
+
+def test_several_steps_per_execution_train_exactly_as_one(tiny_config, finished_workdir, tmp_path):
+    # Executions of 4 steps, then of 1 to reach each log and checkpoint at 5 and 10.
+    loop.train(resolve(tiny_config("--config.steps_per_execution=4", "--config.log_every_steps=5")),
+               str(tmp_path))
+    one_by_one = logged(finished_workdir)
+    for record in logged(tmp_path):
+        steps = one_by_one[record["step"] - 5:record["step"]]
+        for key in ("loss", "mlm_accuracy", "grad_norm"):
+            assert record[key] == pytest.approx(np.mean([r[key] for r in steps]), rel=1e-6), key
+        assert record["learning_rate"] == steps[-1]["learning_rate"]
+    assert [record["step"] for record in logged(tmp_path)] == [5, 10]
+    for step in (5, 10):
+        jax.tree.map(np.testing.assert_array_equal, checkpoint_params(tmp_path, step),
+                     checkpoint_params(finished_workdir, step))
