@@ -45,6 +45,20 @@ def test_a_tiny_model_learns_a_local_classification_task(sentiment_run):
     assert all(0 <= r["padding_fraction"] < 1 for r in records if "padding_fraction" in r)
 
 
+def test_several_steps_per_execution_fine_tune_exactly_as_one(sentiment_run, tmp_path, pretrained_dir,
+                                                              sentiment_files):
+    # Batches come in length buckets: executions of 4 where all 4 share a width, one at a time
+    # otherwise; either way the same updates.
+    train, dev = sentiment_files
+    assert main(["finetune", "--config", CLASSIFICATION, "--workdir", str(tmp_path),
+                 f"--config.init_from={pretrained_dir}", f"--config.data.train_file={train}",
+                 f"--config.data.dev_file={dev}", "--config.data.text_column=sentence", *FAST,
+                 "--config.steps_per_execution=4"]) == 0
+    results = [json.loads((workdir / "eval_results.json").read_text()) for workdir in (sentiment_run, tmp_path)]
+    assert results[0] == results[1]
+    assert (tmp_path / "dev_predictions.jsonl").read_text() == (sentiment_run / "dev_predictions.jsonl").read_text()
+
+
 def test_the_best_model_loads_in_transformers_with_its_labels(sentiment_run):
     transformers = pytest.importorskip("transformers")
     model = transformers.AutoModelForSequenceClassification.from_pretrained(sentiment_run / "best")
