@@ -219,6 +219,7 @@ def _train(checked: Checked) -> TrainState:
                         and jax.process_index() == 0:
                     task.write_predictions(outputs, workdir)
             if save:
+                writer.sync()
                 checkpoints.save(state, train_data)
             if stop:
                 if stop_signal.name == "SIGTERM":  # said by every process: they agree on the step

@@ -7,8 +7,10 @@ trainer runs the same code everywhere.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
+import threading
 from typing import Any
 
 import jax
@@ -18,6 +20,8 @@ from tqdm import tqdm
 from albert_jax import storage
 from albert_jax import workdir as layout
 from albert_jax.model.config import AlbertConfig
+
+log = logging.getLogger(__name__)
 
 # Shown on stdout (all logged metrics go to the JSONL file and TensorBoard).
 _STDOUT_KEYS = ("loss", "mlm_accuracy", "sop_accuracy", "learning_rate", "examples_per_sec", "mfu")
@@ -77,6 +81,12 @@ class MetricsWriter:
         if "loss" in metrics:
             self.bar.set_postfix(loss=f"{metrics['loss']:.3f}", refresh=False)
 
+    def sync(self) -> None:
+        """Returns once `metrics.jsonl` holds every line written (the loop calls it before each
+        checkpoint, so that a resumed run's metrics never miss a step)."""
+        if self.enabled:
+            self.jsonl.sync()
+
     def close(self) -> None:
         if self.enabled:
             self.bar.close()
@@ -85,29 +95,74 @@ class MetricsWriter:
 
 
 class _JsonLines:
-    """A file lines are appended to, whole lines only from a reader's view. A local file is
-    appended to (one write per line); an object, which cannot be appended to, is uploaded anew
-    with every line (metrics are logged every so many steps, so this stays small)."""
+    """A file lines are appended to, whole lines only from a reader's view.
+
+    A local file is appended to, one write per line. An object (gs://) cannot be appended to:
+    it is uploaded whole, by a background thread so that training never waits on it, with the
+    newest text each time (lines written during an upload go with the next one). `sync` waits
+    for the upload of every line written. A failed upload is a warning, and the next line's
+    upload tries again: the metrics log is not worth stopping a run for.
+    """
 
     def __init__(self, path: epath.Path):
         self.path = path
         if storage.is_local(path):
             self.file = open(path, "a")  # noqa: SIM115 (open for the run)
-        else:
-            self.file = None
-            self.text = path.read_text() if path.exists() else ""
+            return
+        self.file = None
+        self.text = path.read_text() if path.exists() else ""
+        self._uploaded = len(self.text)  # characters of `text` the object holds
+        self._failed = False  # the last upload failed; cleared by the next line
+        self._closing = False
+        self._changed = threading.Condition()
+        self._uploader = threading.Thread(target=self._upload, name="metrics.jsonl upload", daemon=True)
+        self._uploader.start()
 
     def write(self, line: str) -> None:
         if self.file is not None:
             self.file.write(line)
             self.file.flush()
-        else:
+            return
+        with self._changed:
             self.text += line
-            storage.write_atomically(self.path, self.text)
+            self._failed = False
+            self._changed.notify_all()
+
+    def sync(self) -> None:
+        if self.file is None:
+            with self._changed:
+                self._changed.wait_for(lambda: self._uploaded == len(self.text) or self._failed)
 
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+            return
+        self.sync()
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        self._uploader.join()
+
+    def _upload(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(
+                    lambda: self._closing or (self._uploaded < len(self.text) and not self._failed))
+                if self._closing:
+                    return
+                text = self.text
+            try:
+                storage.write_atomically(self.path, text)
+            except Exception as error:  # noqa: BLE001 (any storage error: warn, retry later)
+                log.warning("could not upload %s (%s); trying again with the next metrics", self.path,
+                            error)
+                with self._changed:
+                    self._failed = True
+                    self._changed.notify_all()
+            else:
+                with self._changed:
+                    self._uploaded = len(text)
+                    self._changed.notify_all()
 
 
 def _shown_keys(metrics: dict[str, float]) -> list[str]:

@@ -174,3 +174,39 @@ def test_eval_baselines_are_the_most_frequent_target_and_the_majority_label(tiny
     evaluated = task.evaluate(sums, {})
     assert evaluated["mlm_accuracy_baseline"] == pytest.approx(3 / 5)
     assert evaluated["sop_accuracy_baseline"] == pytest.approx(2 / 3)  # label 0, of 3 examples
+
+
+def test_metrics_in_an_object_store_upload_in_the_background(tmp_path, monkeypatch, caplog):
+    """In gs:// (faked here: the uploads are recorded), writing a line never waits for an upload,
+    `sync` waits for all of them, and a failed upload is a warning that the next line retries."""
+    import threading
+
+    from etils import epath
+
+    from albert_jax import storage
+
+    release, uploads, failures = threading.Event(), [], []
+
+    def upload(path, text):
+        release.wait(10)  # bounded: an upload in the writer's thread fails the test, not hangs it
+        if failures:
+            raise failures.pop()
+        uploads.append(text)
+
+    monkeypatch.setattr(storage, "is_local", lambda path: False)
+    monkeypatch.setattr(storage, "write_atomically", upload)
+    lines = metrics._JsonLines(epath.Path(tmp_path) / "metrics.jsonl")
+    for i in range(3):
+        lines.write(f"{i}\n")  # the first upload is stuck until `release`
+    assert uploads == []  # a write that waited for its upload would have made one by now
+    release.set()
+    lines.sync()
+    assert uploads[-1] == "0\n1\n2\n" and len(uploads) <= 3
+
+    failures.append(OSError("bucket unreachable"))
+    lines.write("3\n")
+    lines.sync()  # returns on the failure
+    assert "could not upload" in caplog.text and "bucket unreachable" in caplog.text
+    lines.write("4\n")
+    lines.close()
+    assert uploads[-1] == "0\n1\n2\n3\n4\n"
