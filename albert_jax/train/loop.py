@@ -144,9 +144,9 @@ def _train(checked: Checked) -> TrainState:
     train_steps = {length: program.train_step.lower(program.abstract_state, abstract).compile()
                    for length, abstract in program.abstract_batches.items()}
     repeat = config.steps_per_execution
-    repeated_steps = {length: program.train_steps.lower(
-                          program.abstract_state, program.abstract_batches_of(repeat, length)).compile()
-                      for length in program.abstract_batches} if repeat > 1 else {}
+    stacked = {length: program.abstract_batches_of(repeat, length) for length in program.abstract_batches}
+    repeated_steps = {length: program.train_steps.lower(program.abstract_state, abstract).compile()
+                      for length, abstract in stacked.items()} if repeat > 1 else {}
     flops_per_step = config.global_batch_size * task.flops_per_example(run.model)
     device_kind = mesh.devices.flat[0].device_kind
     peak = devices_lib.peak_flops(device_kind, config.peak_flops_per_device)
@@ -178,8 +178,7 @@ def _train(checked: Checked) -> TrainState:
             lengths = {local["input_ids"].shape[-1] for local in batches}
             if count == repeat > 1 and len(lengths) == 1:
                 length = lengths.pop()
-                abstract = program.abstract_batches_of(count, length)
-                state, metrics = repeated_steps[length](state, data_lib.global_batches(batches, abstract))
+                state, metrics = repeated_steps[length](state, data_lib.global_batches(batches, stacked[length]))
                 pending.append(metrics)
             else:  # one at a time: fewer steps left before a pause, or batches of several widths
                 for local in batches:
@@ -264,10 +263,10 @@ def _per_step(pending: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray
     metric then has a leading axis, one entry per step)."""
     history = []
     for metrics in pending:
-        if np.ndim(metrics["loss"]) == 0:
+        if np.ndim(metrics["skipped"]) == 0:
             history.append(metrics)
         else:
-            history.extend({k: v[i] for k, v in metrics.items()} for i in range(len(metrics["loss"])))
+            history.extend({k: v[i] for k, v in metrics.items()} for i in range(len(metrics["skipped"])))
     return history
 
 
