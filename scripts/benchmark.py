@@ -71,6 +71,7 @@ import optax
 from albert_jax.model.config import REMAT_POLICIES, AlbertConfig
 from albert_jax.tasks import registry
 from albert_jax.train import config as config_lib
+from albert_jax.train import data as data_lib
 from albert_jax.train import mesh as mesh_lib
 from albert_jax.train import step as step_lib
 from albert_jax.train.config import Run
@@ -177,8 +178,8 @@ def albert_jax(run: Run, batches: list[dict[str, np.ndarray]]) -> Implementation
         calls = [{k: jax.device_put(v, program.batch_sharding[k]) for k, v in b.items()} for b in batches]
     else:
         jitted, abstract = program.train_steps, program.abstract_batches_of(count, max(program.abstract_batches))
-        calls = [{k: jax.device_put(np.stack([batches[(i + j) % len(batches)][k] for j in range(count)]),
-                                    abstract[k].sharding) for k in abstract} for i in range(len(batches))]
+        calls = [data_lib.global_batches([batches[(i + j) % len(batches)] for j in range(count)], abstract)
+                 for i in range(len(batches))]
     device_batches = itertools.cycle(calls)
     compiled, compile_s = _timed_compile(jitted, state, abstract)
 

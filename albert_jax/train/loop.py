@@ -144,9 +144,10 @@ def _train(checked: Checked) -> TrainState:
     train_steps = {length: program.train_step.lower(program.abstract_state, abstract).compile()
                    for length, abstract in program.abstract_batches.items()}
     repeat = config.steps_per_execution
-    stacked = {length: program.abstract_batches_of(repeat, length) for length in program.abstract_batches}
+    stacked = ({length: program.abstract_batches_of(repeat, length) for length in program.abstract_batches}
+               if repeat > 1 else {})
     repeated_steps = {length: program.train_steps.lower(program.abstract_state, abstract).compile()
-                      for length, abstract in stacked.items()} if repeat > 1 else {}
+                      for length, abstract in stacked.items()}
     flops_per_step = config.global_batch_size * task.flops_per_example(run.model)
     device_kind = mesh.devices.flat[0].device_kind
     peak = devices_lib.peak_flops(device_kind, config.peak_flops_per_device)
