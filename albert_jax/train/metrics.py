@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import sys
+import tempfile
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -48,8 +52,14 @@ def train_flops_per_example(config: AlbertConfig, seq_length: int, num_predictio
 
 class MetricsWriter:
     """One line per logged step to stdout, `WORKDIR/metrics.jsonl` (appended to on resume) and
-    TensorBoard event files in `WORKDIR/tensorboard` (tensorboardX: no TensorFlow needed; for
-    `gs://` it uploads through google-cloud-storage), plus a progress bar on stderr."""
+    TensorBoard event files in `WORKDIR/tensorboard` (tensorboardX: no TensorFlow needed), plus a
+    progress bar on stderr.
+
+    In an object store (gs://) the event files are written locally and uploaded with
+    metrics.jsonl, by its background thread (tensorboardX's own gs:// writer would upload the
+    whole file again at every flush, from the training thread, and its writer thread dies on a
+    failed upload, after which logging blocks).
+    """
 
     def __init__(self, workdir: str, *, total_steps: int, start_step: int):
         self.enabled = jax.process_index() == 0
@@ -57,8 +67,11 @@ class MetricsWriter:
             return
         from tensorboardX import SummaryWriter
 
-        self.jsonl = _JsonLines(epath.Path(workdir) / layout.METRICS)
-        self.tensorboard = SummaryWriter(str(epath.Path(workdir) / layout.TENSORBOARD))
+        events = epath.Path(workdir) / layout.TENSORBOARD
+        self._staged_events = None if storage.is_local(events) else _StagedFiles(events)
+        self.tensorboard = SummaryWriter(str(self._staged_events.local if self._staged_events else events))
+        self.jsonl = _JsonLines(epath.Path(workdir) / layout.METRICS,
+                                also_upload=self._upload_events if self._staged_events else None)
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
                         file=sys.stderr, mininterval=1.0)
 
@@ -70,11 +83,12 @@ class MetricsWriter:
         if not self.enabled:
             return
         metrics = {k: float(v) for k, v in metrics.items()}
-        self.jsonl.write(json.dumps({"step": step, **metrics}) + "\n")
         for name, value in metrics.items():
             if math.isfinite(value):
                 self.tensorboard.add_scalar(name, value, step)
         self.tensorboard.flush()
+        # After the events: in an object store this line's upload takes them along.
+        self.jsonl.write(json.dumps({"step": step, **metrics}) + "\n")
         shown = [_show(k, metrics) for k in _shown_keys(metrics)]
         prefix = "eval " if any(k.startswith("eval_") for k in metrics) else ""
         self.bar.write(f"{prefix}step {step}: " + ", ".join(shown), file=sys.stdout)
@@ -91,7 +105,39 @@ class MetricsWriter:
         if self.enabled:
             self.bar.close()
             self.jsonl.close()
-            self.tensorboard.close()
+            self.tensorboard.close()  # writes the events still queued
+            if self._staged_events:
+                self._staged_events.close()
+
+    def _upload_events(self) -> None:
+        self.tensorboard.flush()
+        self._staged_events.upload()
+
+
+class _StagedFiles:
+    """Files written in a local folder and uploaded, whole, to a folder in an object store."""
+
+    def __init__(self, remote: epath.Path):
+        self.remote = remote
+        self.local = Path(tempfile.mkdtemp(prefix="albert_jax_tensorboard_"))
+        self._uploaded: dict[str, int] = {}  # file name -> bytes uploaded
+
+    def upload(self) -> None:
+        """Uploads each file that changed since its last upload (raises what storage raises)."""
+        for file in sorted(self.local.iterdir()):
+            data = file.read_bytes()
+            if self._uploaded.get(file.name) != len(data):
+                storage.write_atomically(self.remote / file.name, data)
+                self._uploaded[file.name] = len(data)
+
+    def close(self) -> None:
+        """Uploads what changed (a failure is a warning: the run is done), then deletes the
+        local folder."""
+        try:
+            self.upload()
+        except Exception as error:  # noqa: BLE001 (any storage error)
+            log.warning("could not upload the TensorBoard events to %s (%s)", self.remote, error)
+        shutil.rmtree(self.local, ignore_errors=True)
 
 
 class _JsonLines:
@@ -99,13 +145,15 @@ class _JsonLines:
 
     A local file is appended to, one write per line. An object (gs://) cannot be appended to:
     it is uploaded whole, by a background thread so that training never waits on it, with the
-    newest text each time (lines written during an upload go with the next one). `sync` waits
-    for the upload of every line written. A failed upload is a warning, and the next line's
-    upload tries again: the metrics log is not worth stopping a run for.
+    newest text each time (lines written during an upload go with the next one), followed by
+    `also_upload` (the TensorBoard events). `sync` waits for the upload of every line written.
+    A failed upload is a warning, and the next line's upload tries again: the metrics log is not
+    worth stopping a run for.
     """
 
-    def __init__(self, path: epath.Path):
+    def __init__(self, path: epath.Path, also_upload: Callable[[], None] | None = None):
         self.path = path
+        self._also_upload = also_upload
         if storage.is_local(path):
             self.file = open(path, "a")  # noqa: SIM115 (open for the run)
             return
@@ -153,9 +201,11 @@ class _JsonLines:
                 text = self.text
             try:
                 storage.write_atomically(self.path, text)
+                if self._also_upload:
+                    self._also_upload()
             except Exception as error:  # noqa: BLE001 (any storage error: warn, retry later)
-                log.warning("could not upload %s (%s); trying again with the next metrics", self.path,
-                            error)
+                log.warning("could not upload the metrics to %s (%s); trying again with the next "
+                            "metrics", self.path.parent, error)
                 with self._changed:
                     self._failed = True
                     self._changed.notify_all()

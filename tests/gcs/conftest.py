@@ -31,7 +31,7 @@ def _binary() -> Path:
 def emulator_env(url: str) -> dict[str, str]:
     """What points each Cloud Storage client at the emulator at `url`."""
     return {
-        # google-cloud-storage (tensorboardX's gs:// writer) and gcsfs (etils.epath's gs:// files).
+        # gcsfs (etils.epath's gs:// files) and google-cloud-storage beneath it.
         "STORAGE_EMULATOR_HOST": url,
         # google-cloud-cpp, inside array_record: reading the prepared dataset's shards.
         "CLOUD_STORAGE_EMULATOR_ENDPOINT": url,

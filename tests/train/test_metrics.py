@@ -5,6 +5,7 @@ import json
 import math
 import struct
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -67,20 +68,22 @@ def test_peak_flops_by_device_kind(kind, peak):
     assert devices.peak_flops(kind, override=1e12) == 1e12
 
 
-def tensorboard_tags(directory) -> set[str]:
-    """Scalar tags in TensorBoard event files (TFRecord framing of Event protos)."""
+def tensorboard_scalars(data: bytes) -> set[tuple[str, int]]:
+    """(tag, step) of each scalar in TensorBoard event file bytes (TFRecord framing of Event protos)."""
     from tensorboardX.proto import event_pb2
 
-    tags = set()
-    for path in directory.iterdir():
-        data = path.read_bytes()
-        offset = 0
-        while offset < len(data):
-            (length,) = struct.unpack("<Q", data[offset:offset + 8])
-            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
-            tags.update(value.tag for value in event.summary.value)
-            offset += 12 + length + 4
-    return tags
+    scalars, offset = set(), 0
+    while offset < len(data):
+        (length,) = struct.unpack("<Q", data[offset:offset + 8])
+        event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+        scalars.update((value.tag, event.step) for value in event.summary.value)
+        offset += 12 + length + 4
+    return scalars
+
+
+def tensorboard_tags(directory) -> set[str]:
+    """Scalar tags in the TensorBoard event files of `directory`."""
+    return {tag for path in directory.iterdir() for tag, _ in tensorboard_scalars(path.read_bytes())}
 
 
 def test_run_writes_metrics_tensorboard_plot_and_a_loadable_model(tiny_config, tmp_path, capsys):
@@ -210,3 +213,42 @@ def test_metrics_in_an_object_store_upload_in_the_background(tmp_path, monkeypat
     lines.write("4\n")
     lines.close()
     assert uploads[-1] == "0\n1\n2\n3\n4\n"
+
+
+def test_tensorboard_events_in_an_object_store_go_up_in_the_background_with_the_metrics(
+        tmp_path, monkeypatch, caplog):
+    """In gs:// (faked: the uploads are recorded), the event files are written locally and
+    uploaded by the metrics' background thread, never by the training thread until the end; a
+    failed upload is a warning and a later one catches up; `close` uploads every event."""
+    import threading
+
+    from albert_jax import storage
+
+    uploads, failures, training = [], [], threading.get_ident()
+
+    def upload(path, data):
+        if failures and path.parent.name == "tensorboard":
+            raise failures.pop()
+        uploads.append((path, data, threading.get_ident()))
+
+    monkeypatch.setattr(storage, "is_local", lambda path: False)
+    monkeypatch.setattr(storage, "write_atomically", upload)
+    writer = metrics.MetricsWriter(str(tmp_path / "run"), total_steps=6, start_step=0)
+    staging = writer.tensorboard.logdir
+    failures.append(OSError("bucket unreachable"))
+    for step in range(1, 4):
+        writer.write(step, {"loss": 1.0 / step})
+        writer.sync()
+    assert "could not upload the metrics" in caplog.text and "bucket unreachable" in caplog.text
+    for step in range(4, 7):
+        writer.write(step, {"loss": 1.0 / step})
+        writer.sync()
+    events = [(path, thread) for path, _, thread in uploads if path.parent.name == "tensorboard"]
+    assert events and all(thread != training for _, thread in events), uploads
+
+    writer.close()
+    (remote_file,) = {path for path, _, _ in uploads if path.parent.name == "tensorboard"}
+    assert remote_file.parent == tmp_path / "run" / "tensorboard"
+    last = [data for path, data, _ in uploads if path == remote_file][-1]
+    assert tensorboard_scalars(last) == {("loss", step) for step in range(1, 7)}
+    assert not Path(staging).exists()
