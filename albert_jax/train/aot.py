@@ -71,7 +71,8 @@ def topology_devices(name: str) -> list[jax.Device]:
 
 @dataclasses.dataclass(frozen=True)
 class CompileReport:
-    """What one chip of the slice would hold and do in one train step."""
+    """What one chip of the slice would hold and do in one train step (the memory: of the
+    program the loop runs, which with `steps_per_execution` N holds N batches)."""
 
     topology: str
     device_kind: str
@@ -92,6 +93,7 @@ class CompileReport:
     # counted analytically and added to the step time at peak FLOP/s (see `estimated_seconds`).
     kernel_flops: float = 0.0
     unknown_kernels: tuple[str, ...] = ()  # Mosaic kernels of unknown cost: no time estimate
+    steps_per_execution: int = 1  # batches in `batch_bytes`
 
     @property
     def kernel_seconds(self) -> float | None:
@@ -127,7 +129,8 @@ class CompileReport:
             "per chip:",
             f"  parameters            {self.params_bytes / GiB:9.3f} GiB",
             f"  optimizer state       {self.optimizer_bytes / GiB:9.3f} GiB",
-            f"  batch                 {self.batch_bytes / GiB:9.3f} GiB",
+            f"  batch                 {self.batch_bytes / GiB:9.3f} GiB"
+            + (f" ({self.steps_per_execution} steps per execution)" if self.steps_per_execution > 1 else ""),
             f"  activations and temps {self.temporaries_bytes / GiB:9.3f} GiB",
             f"  program code          {self.code_bytes / GiB:9.3f} GiB",
             f"  total                 {self.total_bytes / GiB:9.3f} GiB{hbm}"
@@ -169,10 +172,16 @@ class _DoesNotFit(Exception):
 
 
 def _compile(run: Run, devices: list[jax.Device]):
+    """(program, its batch argument, the compiled program the loop runs most): one train step,
+    or with `steps_per_execution` N, N steps over N stacked batches."""
     mesh = mesh_lib.make_mesh(**run.config.mesh, devices=devices)
     program = step_lib.build_program(run, mesh)
+    repeat = run.config.steps_per_execution
     try:
-        return program, program.train_step.lower(*program.train_args()).compile()
+        if repeat > 1:
+            batches = program.abstract_batches_of(repeat, max(program.abstract_batches))
+            return program, batches, program.train_steps.lower(program.abstract_state, batches).compile()
+        return program, program.abstract_batch, program.train_step.lower(*program.train_args()).compile()
     except Exception as error:  # XLA reports an over-full HBM as a compile error
         if "RESOURCE_EXHAUSTED" in str(error):
             raise _DoesNotFit(str(error).splitlines()[0]) from None
@@ -203,12 +212,13 @@ def _loop_free_cost(run: Run, devices: list[jax.Device]) -> _Cost | None:
     config = run.config
     twin_config = ml_collections.ConfigDict(config.to_dict())
     twin_config.grad_accum_steps = 1
+    twin_config.steps_per_execution = 1
     twin = run.replace(config=twin_config, model=run.model.replace(scan_layers=False))
     parts = config.grad_accum_steps
     while True:
         twin_config.global_batch_size = config.global_batch_size // parts
         try:
-            program, compiled = _compile(twin, devices)
+            program, _, compiled = _compile(twin, devices)
             break
         except (_DoesNotFit, InputError):  # InputError: the batch no longer splits over the mesh
             if config.global_batch_size % (2 * parts):
@@ -257,7 +267,9 @@ def _cost(compiled, run: Run, program: step_lib.Program, num_devices: int) -> _C
 
 
 def compile_for_topology(run: Run, topology: str) -> CompileReport:
-    """Compiles `run`'s train step for `topology` and reports per-chip memory, FLOPs and time.
+    """Compiles `run`'s train step for `topology` (N of them in one program with
+    `steps_per_execution` N, as the loop runs them) and reports per-chip memory, and FLOPs and
+    time per step.
 
     Memory comes from the real program; FLOPs and the time estimate from a loop-free twin
     when the real program has loops (see `_loop_free_cost`).
@@ -265,11 +277,11 @@ def compile_for_topology(run: Run, topology: str) -> CompileReport:
     devices = topology_devices(topology)
     config = run.config
     try:
-        program, compiled = _compile(run, devices)
+        program, batch, compiled = _compile(run, devices)
     except _DoesNotFit as error:
         raise InputError(f"the config does not fit {topology}: {error}") from None
     memory = compiled.memory_analysis()
-    if run.model.scan_layers or config.grad_accum_steps > 1:
+    if run.model.scan_layers or config.grad_accum_steps > 1 or config.steps_per_execution > 1:
         cost = _loop_free_cost(run, devices) or _Cost(None, None, 0.0, ())
     else:
         cost = _cost(compiled, run, program, len(devices))
@@ -281,11 +293,12 @@ def compile_for_topology(run: Run, topology: str) -> CompileReport:
         topology=topology, device_kind=kind, num_devices=len(devices), mesh_shape=dict(program.mesh.shape),
         params_bytes=_bytes_per_device(program.abstract_state.params),
         optimizer_bytes=_bytes_per_device(program.abstract_state.opt_state),
-        batch_bytes=_bytes_per_device(program.abstract_batch),
+        batch_bytes=_bytes_per_device(batch),
         temporaries_bytes=memory.temp_size_in_bytes,
         code_bytes=memory.generated_code_size_in_bytes,
         total_bytes=total, hbm_bytes=devices_lib.hbm_bytes(kind),
         compiler_flops=cost.flops, model_flops=model_flops, step_seconds=cost.seconds,
         peak_flops=devices_lib.peak_flops(kind, config.peak_flops_per_device),
         kernel_flops=cost.kernel_flops, unknown_kernels=cost.unknown_kernels,
+        steps_per_execution=config.steps_per_execution,
     )

@@ -33,6 +33,17 @@ def test_tiny_config_compiles_for_a_v5e_slice():
     assert "per chip:" in text and "estimated step time" in text and "(fits)" in text
 
 
+def test_several_steps_per_execution_compile_the_program_the_loop_runs():
+    """With steps_per_execution N the report is of the N-step program (N batches held), its
+    FLOPs and time still per step."""
+    one, four = (aot.compile_for_topology(resolve(config_lib.load_config(TINY, [f"--config.steps_per_execution={n}"])),
+                                          "v5e:2x2") for n in (1, 4))
+    assert four.batch_bytes == 4 * one.batch_bytes > 0
+    assert four.compiler_flops == one.compiler_flops and four.step_seconds == one.step_seconds
+    assert four.model_flops == one.model_flops
+    assert "(4 steps per execution)" in four.format() and "per execution" not in one.format()
+
+
 def test_a_config_that_does_not_fit_fails_clearly():
     run = resolve(config_lib.load_config(TINY, ["--config.global_batch_size=1048576", "--config.seq_length=64"]))
     with pytest.raises(InputError, match=r"does not fit v5e:2x2: RESOURCE_EXHAUSTED: .*exceeds available HBM"):
