@@ -141,7 +141,7 @@ def _finetune(args: argparse.Namespace, overrides: list[str]) -> int:
     from albert_jax.tasks import finetune
     from albert_jax.train import config as config_lib
     from albert_jax.train import mesh
-    from albert_jax.train.cli import default_workdir
+    from albert_jax.train.cli import compilation_cache, default_workdir
 
     logging.getLogger("absl").setLevel(logging.WARNING)
     config = config_lib.load_config(args.config, overrides)
@@ -149,7 +149,8 @@ def _finetune(args: argparse.Namespace, overrides: list[str]) -> int:
     mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     workdir = args.workdir or default_workdir(args.config)
     print(f"albert-jax finetune: workdir {workdir}", flush=True)
-    finetune.run_seeds(config, workdir, seeds)
+    with compilation_cache():  # a rerun, a resume or another seed's run compiles nothing again
+        finetune.run_seeds(config, workdir, seeds)
     return 0
 
 
@@ -165,8 +166,10 @@ def _glue_task_name(value: str) -> str:
 
 def _predict(args: argparse.Namespace, _overrides: list[str]) -> int:
     from albert_jax.tasks import finetune
+    from albert_jax.train.cli import compilation_cache
 
-    count = finetune.predict(args.workdir, args.input, args.output, args.format)
+    with compilation_cache():
+        count = finetune.predict(args.workdir, args.input, args.output, args.format)
     print(f"albert-jax predict: {count} predictions -> {args.output}")
     return 0
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 
 from albert_jax.train import config as config_lib
 
@@ -116,8 +118,6 @@ def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
 
     # Orbax logs every checkpoint operation at INFO through absl; keep stdout for the metrics.
     logging.getLogger("absl").setLevel(logging.WARNING)
-    use_compilation_cache()
-
     from albert_jax.tasks.registry import resolve
 
     run = resolve(config_lib.load_config(args.config, overrides))
@@ -125,21 +125,34 @@ def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
     mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     workdir = args.workdir or default_workdir(args.config)
     print(f"albert-jax pretrain: workdir {workdir}", flush=True)
-    loop.train(run, workdir)
+    with compilation_cache():
+        loop.train(run, workdir)
     return 0
 
 
-def use_compilation_cache() -> None:
-    """Keeps compiled programs in JAX's persistent cache, `xla/` in the albert_jax cache
-    directory, so that rerunning a run does not compile its steps again. JAX_COMPILATION_CACHE_DIR,
-    when set, is JAX's own choice and wins (empty: no cache). Call it before anything compiles."""
-    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
-        return
-    import jax
+@contextlib.contextmanager
+def compilation_cache() -> Iterator[None]:
+    """While the block runs, compiled programs go to JAX's persistent cache, `xla/` in the
+    albert_jax cache directory, so that rerunning a run does not compile its steps again.
 
+    A cache the caller chose wins: JAX_COMPILATION_CACHE_DIR (empty: no cache) or
+    `jax_compilation_cache_dir` set in this process. Afterwards JAX is as it was, so a program
+    that runs a command in-process (`albert_jax.cli.main`) keeps its own settings."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as jax_cache
+
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ or jax.config.jax_compilation_cache_dir:
+        yield
+        return
     from albert_jax.data.builtin_dataset import cache_dir
 
     jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
+    jax_cache.reset_cache()  # JAX decides whether to use a cache once, at its first compile
+    try:
+        yield
+    finally:
+        jax.config.update("jax_compilation_cache_dir", None)
+        jax_cache.reset_cache()
 
 
 def _compile(args: argparse.Namespace, overrides: list[str]) -> int:

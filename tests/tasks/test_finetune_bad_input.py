@@ -10,6 +10,8 @@ import pytest
 
 from albert_jax.cli import main
 
+# In-process commands compile through the session's cache (not the user's albert_jax cache).
+pytestmark = pytest.mark.usefixtures("in_process_cache")
 CLASSIFICATION = "finetune/classification.py"
 
 

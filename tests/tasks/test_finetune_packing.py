@@ -21,6 +21,8 @@ from albert_jax.tasks.tagging import TokenTaggingTask
 from tests.tasks.test_finetune import CLASSIFICATION, FAST
 from tests.tasks.test_finetune_bad_input import fails_cleanly
 
+# In-process commands compile through the session's cache (not the user's albert_jax cache).
+pytestmark = pytest.mark.usefixtures("in_process_cache")
 LENGTH, EXAMPLES, PER_ROW, PAD, CLS = 32, 24, 4, 0, 2
 # More rows than the examples need: the batch ends with empty rows, which must count for nothing.
 ROWS = 12

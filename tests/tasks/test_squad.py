@@ -23,6 +23,8 @@ from albert_jax.tasks.squad.reader import SquadExample, SquadFilesReader, SquadT
 from tests.tasks.conftest import FILLER, NEGATIVE, POSITIVE
 from tests.tasks.test_finetune_bad_input import fails_cleanly
 
+# In-process commands compile through the session's cache (not the user's albert_jax cache).
+pytestmark = pytest.mark.usefixtures("in_process_cache")
 SQUAD = "finetune/squad.py"
 # One length bucket (one compiled step) of windows of 12 context tokens, 6 apart: most contexts
 # of the toy task span several windows. Its question is always the same, so 1 token of it does.
