@@ -49,11 +49,13 @@ The machine is usually shared: compare only within one run, and rerun to confirm
     python scripts/benchmark.py --seq 512 --remat none matmuls    # a row per remat policy
     python scripts/benchmark.py --seq 512 --data corpus           # real lengths, packed and padded
     python scripts/benchmark.py --seq 128 --steps-per-execution 4  # and 4 steps per execution
+    python scripts/benchmark.py --seq 128 --only albert_jax --env XLA_FLAGS=...   # an A/B of variables
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import itertools
 import multiprocessing
@@ -385,6 +387,13 @@ def matmul_reference(config: AlbertConfig, tokens: int) -> Implementation:
     return Implementation(step, None, None, 0.0)
 
 
+def _variable(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise SystemExit(f"--env takes NAME=VALUE, not {text!r}")
+    return name, value
+
+
 def _ours_label(policy: str) -> str:
     return "albert_jax" if policy == DEFAULT_REMAT else f"albert_jax remat={policy}"
 
@@ -398,6 +407,7 @@ class Row:
     packing: bool = False
     remat: str = DEFAULT_REMAT
     steps_per_execution: int = 1
+    environment: tuple[tuple[str, str], ...] = ()  # variables added to the worker's environment
 
 
 def _build(args, seq: int, row: Row, batches, measure_memory: bool) -> Implementation:
@@ -427,15 +437,31 @@ def _serve(connection, args, seq: int, row: Row, batches, measure_memory: bool) 
         connection.send((elapsed / impl.steps, faults / impl.steps))
 
 
+@contextlib.contextmanager
+def _environment_added(variables: tuple[tuple[str, str], ...]):
+    """os.environ with `variables` set, while the block runs."""
+    saved = {name: os.environ.get(name) for name, _ in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+
+
 class Worker:
     """An implementation in its own process, so that no library's threads (PyTorch's OpenMP pool
     spins on after each of its parallel regions) or allocator state slow another's steps; the
     parent asks each worker for one step at a time and only one computes at a time."""
 
-    def __init__(self, *args) -> None:
+    def __init__(self, environment: tuple[tuple[str, str], ...], *args) -> None:
         self._connection, child_end = multiprocessing.Pipe()
         self._process = multiprocessing.get_context("spawn").Process(target=_serve, args=(child_end, *args))
-        self._process.start()
+        with _environment_added(environment):  # a spawned process starts with os.environ
+            self._process.start()
         child_end.close()  # so that a worker's death ends the parent's wait (EOFError)
         self.compile_s, self.peak_bytes, self.useful_tokens = self._receive()
 
@@ -480,6 +506,9 @@ def benchmark(args, seq: int) -> None:
         if args.data == "corpus":
             rows.append(reference)
         rows += [Row(_ours_label(policy), "albert_jax", remat=policy) for policy in args.remat]
+        if args.env:
+            rows.append(Row(f"{_ours_label(args.remat[0])} + env", "albert_jax", remat=args.remat[0],
+                            environment=tuple(_variable(text) for text in args.env)))
     rows += [Row(kind, kind) for kind in args.only if kind != "albert_jax"]
     if not args.memory_only:
         rows.append(Row("matmul", "matmul"))
@@ -488,7 +517,7 @@ def benchmark(args, seq: int) -> None:
     impls: dict[str, Worker] = {}
     try:
         for row in rows:  # one at a time: each compiles (or measures memory) on an idle machine
-            impls[row.name] = Worker(args, seq, row, packed if row.packing else batches,
+            impls[row.name] = Worker(row.environment, args, seq, row, packed if row.packing else batches,
                                      not args.skip_torch_memory)
         if args.memory_only:
             print(f"\n{args.preset}, float32, batch {args.batch} x seq {seq}, {data}: compile and peak memory only")
@@ -521,6 +550,9 @@ def benchmark(args, seq: int) -> None:
           f"positions per example; {args.steps} alternating steps after {args.warmup} warm-up, each "
           f"implementation in its own process; useful work {flops / 1e12:.3f} TFLOP per step; matmul "
           f"rate {rate / 1e9:.0f} GFLOP/s (timed in turn with the steps)")
+    for row in rows:
+        if row.environment:
+            print(f"{row.name}: " + " ".join(f"{name}={value}" for name, value in row.environment))
     print(f"{'implementation':<34}{'s/step':>8}{'tokens/s':>10}{'useful/s':>10}{'ours x':>8}{'TFLOP/s':>9}"
           f"{'of matmul':>11}{'compile s':>11}{'peak MiB':>10}{'faults MiB':>12}")
     for name, samples in times.items():
@@ -554,6 +586,10 @@ def main() -> None:
                         help="with N > 1, one more albert_jax row (the reference) that runs N train "
                              "steps per execution (train config steps_per_execution); each of its "
                              "timed calls is N steps, reported per step")
+    parser.add_argument("--env", nargs="+", metavar="NAME=VALUE",
+                        help="one more albert_jax row whose worker starts with these environment "
+                             "variables (e.g. GLIBC_TUNABLES=... or XLA_FLAGS=...), to compare them "
+                             "within one run")
     parser.add_argument("--memory-only", action="store_true",
                         help="compile and measure peak memory, time no steps")
     parser.add_argument("--skip-torch-memory", action="store_true",
