@@ -29,7 +29,8 @@ Measured, and how:
 - matmul rate: jitted `jnp.dot` at the layer's own shapes ([B*S, H] x [H, H] four times,
   [B*S, H] x [H, I], [B*S, I] x [I, H]), run as one more worker whose "step" is those six
   matmuls, timed in turn with the others (the machine's speed drifts within a run): their FLOPs
-  over the median time.
+  over the median time. Each of its calls runs them 20 times over, so that waking up from the
+  others' turns weighs on it no more than on a train step.
 - compile: seconds to lower and compile the jitted step (PyTorch: none, it runs eagerly).
 - peak memory: JAX, XLA's `memory_analysis()` of the compiled step (arguments + outputs -
   donated aliases + temporaries: the state, the batch and the step's working memory). PyTorch,
@@ -371,8 +372,15 @@ def layer_matmuls(config: AlbertConfig, tokens: int) -> list[tuple[int, int, int
     return [(tokens, H, H)] * 4 + [(tokens, H, I), (tokens, I, H)]
 
 
+# The six matmuls take tens of milliseconds; a call repeats them so that the worker's wake-up
+# (its threads, caches and memory idle while the others ran their steps) is a small part of it,
+# as it is of a train step of seconds.
+MATMUL_REPEATS = 20
+
+
 def matmul_reference(config: AlbertConfig, tokens: int) -> Implementation:
-    """The ceiling: jitted float32 `jnp.dot` at each of `layer_matmuls` once per "step"."""
+    """The ceiling: jitted float32 `jnp.dot` at each of `layer_matmuls`, timed per "step" of one
+    each (a call runs MATMUL_REPEATS of them)."""
     dot = jax.jit(jnp.dot)
     rng = np.random.default_rng(0)
     operands = [(jnp.asarray(rng.standard_normal((m, k), np.float32)),
@@ -380,11 +388,12 @@ def matmul_reference(config: AlbertConfig, tokens: int) -> Implementation:
                 for m, k, n in layer_matmuls(config, tokens)]
 
     def step():
-        for a, b in operands:
-            dot(a, b).block_until_ready()
+        for _ in range(MATMUL_REPEATS):
+            for a, b in operands:
+                dot(a, b).block_until_ready()
 
     step()  # compiles
-    return Implementation(step, None, None, 0.0)
+    return Implementation(step, None, None, 0.0, steps=MATMUL_REPEATS)
 
 
 def _variable(text: str) -> tuple[str, str]:
