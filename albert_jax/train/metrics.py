@@ -125,8 +125,8 @@ class _StagedFiles:
     def upload(self) -> None:
         """Uploads each file that changed since its last upload (raises what storage raises)."""
         for file in sorted(self.local.iterdir()):
-            data = file.read_bytes()
-            if self._uploaded.get(file.name) != len(data):
+            if self._uploaded.get(file.name) != file.stat().st_size:
+                data = file.read_bytes()
                 storage.write_atomically(self.remote / file.name, data)
                 self._uploaded[file.name] = len(data)
 
