@@ -96,7 +96,7 @@ class Implementation:
     compile_s: float | None
     peak_bytes: int | None
     useful_tokens: float  # real (non-padding) tokens per step, the mean over its batches
-    steps: int = 1  # train steps per call (albert_jax's steps_per_execution)
+    steps: int = 1  # steps per call: albert_jax's steps_per_execution, the matmul reference's repeats
 
 
 def _useful_tokens(batches: list[dict[str, np.ndarray]]) -> float:
@@ -399,7 +399,7 @@ def matmul_reference(config: AlbertConfig, tokens: int) -> Implementation:
 def _variable(text: str) -> tuple[str, str]:
     name, equals, value = text.partition("=")
     if not equals or not name:
-        raise SystemExit(f"--env takes NAME=VALUE, not {text!r}")
+        raise argparse.ArgumentTypeError(f"NAME=VALUE, not {text!r}")
     return name, value
 
 
@@ -517,7 +517,7 @@ def benchmark(args, seq: int) -> None:
         rows += [Row(_ours_label(policy), "albert_jax", remat=policy) for policy in args.remat]
         if args.env:
             rows.append(Row(f"{_ours_label(args.remat[0])} + env", "albert_jax", remat=args.remat[0],
-                            environment=tuple(_variable(text) for text in args.env)))
+                            environment=tuple(args.env)))
     rows += [Row(kind, kind) for kind in args.only if kind != "albert_jax"]
     if not args.memory_only:
         rows.append(Row("matmul", "matmul"))
@@ -595,7 +595,7 @@ def main() -> None:
                         help="with N > 1, one more albert_jax row (the reference) that runs N train "
                              "steps per execution (train config steps_per_execution); each of its "
                              "timed calls is N steps, reported per step")
-    parser.add_argument("--env", nargs="+", metavar="NAME=VALUE",
+    parser.add_argument("--env", nargs="+", type=_variable, metavar="NAME=VALUE",
                         help="one more albert_jax row whose worker starts with these environment "
                              "variables (e.g. GLIBC_TUNABLES=... or XLA_FLAGS=...), to compare them "
                              "within one run")
