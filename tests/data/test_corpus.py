@@ -3,8 +3,11 @@ sentence splitter."""
 
 from __future__ import annotations
 
+import ast
+import gc
 import gzip
 import hashlib
+import itertools
 import json
 import logging
 import subprocess
@@ -262,3 +265,27 @@ def test_builtin_corpus_is_deterministic_and_quiet(builtin_documents):
     assert loaded == []
     assert digest == hashlib.sha256(json.dumps(builtin_documents).encode()).hexdigest()
     assert BuiltinCorpus().identity["python"] == sys.version
+
+
+def test_builtin_corpus_reads_while_the_collector_runs_finalizers_that_parse(builtin_documents):
+    """Python 3.11.7's `ast.parse` fails when a collection during it runs a finalizer that parses
+    too, as formatting a traceback does: CI hit it after orbax left futures with unretrieved
+    errors behind."""
+
+    class ParsesWhenCollected:
+        def __init__(self):
+            self.cycle = self  # only the collector frees it
+
+        def __del__(self):
+            ast.parse("a + b")
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(50)  # collect often, so that one falls inside a parse
+    try:
+        documents = []
+        for document in itertools.islice(BuiltinCorpus(), 300):
+            ParsesWhenCollected()
+            documents.append(document)
+    finally:
+        gc.set_threshold(*threshold)
+    assert documents == builtin_documents[:300]

@@ -15,6 +15,8 @@ fixed for a given Python build; another Python version gives a somewhat differen
 from __future__ import annotations
 
 import ast
+import contextlib
+import gc
 import importlib
 import inspect
 import os
@@ -105,7 +107,7 @@ def _source_documents(path: Path) -> Iterator[Document]:
     """A document for the module's top level (its docstring and its functions'), then one per
     top-level class with its methods, in source order."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _collector_paused():
             warnings.simplefilter("ignore")  # invalid escapes and the like in old sources
             tree = ast.parse(path.read_bytes(), filename=str(path))
     except (SyntaxError, ValueError, OSError):
@@ -120,6 +122,21 @@ def _source_documents(path: Path) -> Iterator[Document]:
     for document in (module, *classes):
         if document:
             yield document
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python 3.11.7 and older (CPython gh-106905) fail `ast.parse` with "SystemError: AST
+    constructor recursion depth mismatch" when a garbage collection during it runs a finalizer that
+    parses too. 3.11's traceback formatting does, e.g. asyncio logging a future's unretrieved error
+    (orbax leaves some after a failed write). Without the collector, no Python code runs inside."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _class_sentences(node: ast.ClassDef) -> Document:
