@@ -87,6 +87,7 @@ class Checkpoints:
                     "data": grain.checkpoint.CheckpointHandler()}
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
         self._failed = False  # a write failed and was reported
+        _quiet_storage_failure_echoes()
 
     def save(self, state: TrainState, data_iterator: grain.DatasetIterator) -> None:
         """Starts saving at `state.step`; returns once the arrays are off the devices."""
@@ -219,6 +220,39 @@ class Checkpoints:
             raise InputError(f"could not write a checkpoint to {self.directory} ({_storage_problem(error)}); "
                              f"{kept}: free space or fix the storage, then rerun the same command "
                              "to resume") from error
+
+
+class _StorageFailureEchoes(logging.Filter):
+    """Drops the records that carry a storage error: when a write fails, each of orbax's threads
+    logs it with a traceback, and asyncio logs every future left holding it when it is collected,
+    hundreds of lines around the one in which `_writing` reports it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or not _is_storage_error(error)
+
+
+_ECHOES = _StorageFailureEchoes()
+
+
+def _quiet_storage_failure_echoes() -> None:
+    for name in ("absl", "asyncio"):  # orbax's logger, and asyncio's about unretrieved futures
+        logging.getLogger(name).addFilter(_ECHOES)  # once: a filter already there is not added
+    if not getattr(sys.unraisablehook, "drops_closed_loop_callbacks", False):
+        sys.unraisablehook = _dropping_closed_loop_callbacks(sys.unraisablehook)
+
+
+def _dropping_closed_loop_callbacks(hook):
+    """`hook`, except for the "Event loop is closed" that tensorstore raises when it completes a
+    write of a save that failed: orbax closed that save's event loop when the first write failed."""
+
+    def filtered(unraisable) -> None:
+        error = unraisable.exc_value
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            hook(unraisable)
+
+    filtered.drops_closed_loop_callbacks = True
+    return filtered
 
 
 class _Unreadable(Exception):
