@@ -44,8 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging() -> None:
+    """albert_jax's own records from INFO, other libraries' from WARNING: JAX, orbax (through
+    absl) and grain report routine work at INFO, which would bury the run's own lines."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("albert_jax").setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     prog = "albert-jax"
     args: argparse.Namespace | None = None
     # Importing the command modules takes seconds: Ctrl-C may come before any command runs.

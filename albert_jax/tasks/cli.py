@@ -136,14 +136,11 @@ def register(subparsers: Any) -> None:
 
 
 def _finetune(args: argparse.Namespace, overrides: list[str]) -> int:
-    import logging
-
     from albert_jax.tasks import finetune
     from albert_jax.train import config as config_lib
     from albert_jax.train import mesh
     from albert_jax.train.cli import compilation_cache, default_workdir
 
-    logging.getLogger("absl").setLevel(logging.WARNING)
     config = config_lib.load_config(args.config, overrides)
     seeds = finetune.parse_seeds(config)
     mesh.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)

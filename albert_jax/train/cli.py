@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 from collections.abc import Iterator
 
@@ -114,11 +113,8 @@ def default_workdir(config_spec: str | None) -> str:
 
 
 def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
-    from albert_jax.train import loop, mesh
-
-    # Orbax logs every checkpoint operation at INFO through absl; keep stdout for the metrics.
-    logging.getLogger("absl").setLevel(logging.WARNING)
     from albert_jax.tasks.registry import resolve
+    from albert_jax.train import loop, mesh
 
     run = resolve(config_lib.load_config(args.config, overrides))
     # JAX must join the cluster before anything touches a device.

@@ -4,7 +4,6 @@ the run's first checkpoint is complete in its workdir:
     python kill_worker.py STEP ARGS...
 """
 
-import logging
 import os
 import signal
 import sys
@@ -31,7 +30,7 @@ def kill_at(step: int, workdir: str) -> None:
 
 if __name__ == "__main__":
     # As albert_jax.cli.main does, before orbax is imported (see tests/train/fault_worker.py).
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    albert_jax.cli.configure_logging()
     step, args = int(sys.argv[1]), sys.argv[2:]
     kill_at(step, args[args.index("--workdir") + 1])
     sys.exit(albert_jax.cli.main(args))

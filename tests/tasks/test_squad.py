@@ -328,7 +328,7 @@ def test_the_simple_heads_loss_and_gradients_equal_transformers(tmp_path, pretra
                        token_type_ids=real["token_type_ids"], start_positions=real["start_positions"],
                        end_positions=real["end_positions"]).loss
     theirs.backward()
-    assert abs(float(loss) - float(theirs)) < 1e-5
+    assert abs(float(loss) - theirs.item()) < 1e-5
     ours = params_to_hf({path: np.asarray(v.get_value()) for path, v in nnx.to_flat_state(grads)}, model.config)
     compared = 0
     for name, param in reference.named_parameters():

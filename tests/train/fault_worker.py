@@ -12,7 +12,6 @@ runs `albert-jax ARGS...`, where
 """
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -59,7 +58,7 @@ if __name__ == "__main__":
     faults, args = parser.parse_known_args()
     # As albert_jax.cli.main does, but before importing orbax: a module that logs while it is
     # imported sets up the root logger, and main's set-up would then do nothing.
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    albert_jax.cli.configure_logging()
     if faults.stall_commits_from is not None:
         stall_commits_from(faults.stall_commits_from)
     if faults.signal is not None:
