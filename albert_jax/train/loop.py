@@ -107,7 +107,10 @@ def _train(checked: Checked) -> TrainState:
     config, task = run.config, run.task
 
     # -- Train state: resume, start from a pretrained model, or initialise -------------------------
-    storage.make_dirs(workdir)
+    try:
+        storage.make_dirs(workdir)
+    except OSError as error:  # what `_check_paths` cannot foresee: a name too long, /proc, ...
+        raise InputError(f"workdir {workdir} cannot be made: {error.strerror}; use another --workdir") from error
     checkpoints = checkpoint_lib.Checkpoints(workdir, keep=config.keep_checkpoints)
     rows = mesh_lib.process_rows(mesh_lib.batch_sharding(mesh, program.rules, 1), config.global_batch_size)
     train_data = data.train_iterator(rows)

@@ -150,6 +150,13 @@ def test_bad_paths_are_named(tmp_path, stop_before_training):
     assert_refused(status, stderr, "config file")
 
 
+def test_a_workdir_the_checks_cannot_foresee_failing_is_refused_when_made(tmp_path, in_process_cache):
+    workdir = tmp_path / ("x" * 300) / "run"  # a folder name longer than file systems allow
+    assert_refused(*pretrain("--config", TINY_CONFIG, "--workdir", workdir),
+                   f"workdir {workdir} cannot be made: File name too long; use another --workdir")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_read_only_workdir_is_refused(tmp_path, stop_before_training):
     workdir = tmp_path / "read-only"
     workdir.mkdir()
