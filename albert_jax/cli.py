@@ -1,9 +1,10 @@
 """The `albert-jax` command. Each package registers its own subcommands here.
 
 Besides a command's own exit status, `main` gives: bad input (`InputError`) as one line and
-status 2; Ctrl-C as one line and status 130; a reader that stops early (`albert-jax data
-inspect --json | head -1`) silence and status 141, as for a process killed by SIGPIPE. Any
-other exception is a bug, and keeps its traceback.
+status 2, and so an `OSError` that names a file (the file system refused a path for a reason no
+check foresaw, such as a name too long); Ctrl-C as one line and status 130; a reader that stops
+early (`albert-jax data inspect --json | head -1`) silence and status 141, as for a process
+killed by SIGPIPE. Any other exception is a bug, and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         if not _stdout_is_closed():
             raise
         return _EXIT_BROKEN_PIPE
+    except OSError as error:
+        if error.filename is None:
+            raise
+        print(f"{prog}: error: cannot use {os.fsdecode(error.filename)!r}: {error.strerror}", file=sys.stderr)
+        return 2
 
 
 def _stdout_is_closed() -> bool:

@@ -193,6 +193,23 @@ def test_a_read_only_output_is_refused(argv, message, root, read_only, tokenizer
     assert tree(root) == before
 
 
+LONG = "x" * 300  # a name longer than file systems allow; the workdir's: tests/train/test_config_fuzz.py
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([*TOKENIZER, "--output", "{root}/{long}/tokenizer"],
+     "cannot use '{root}/{long}/tokenizer.model': File name too long"),
+    (["data", "prepare", "--input", "{root}/corpus.txt", "--tokenizer", "{tokenizer}", "--output",
+      "{root}/{long}/prepared"], "cannot use '{root}/{long}/prepared': File name too long"),
+    (["plot", "{root}", "--output", "{root}/{long}.png"], "cannot write '{root}/{long}.png': File name too long"),
+], ids=["tokenizer-output", "prepare-output", "plot-output"])
+def test_a_path_the_file_system_refuses_is_one_line(argv, message, root, tokenizer):
+    before = tree(root)
+    status, stderr = run(*(arg.format(root=root, long=LONG, tokenizer=tokenizer.path) for arg in argv))
+    assert_refused(status, stderr, argv[0], message.format(root=root, long=LONG))
+    assert tree(root) == before
+
+
 def test_a_vocabulary_the_builtin_corpus_cannot_make_says_what_to_set(root, monkeypatch):
     """`--config configs/pretrain/base.py` on the built-in corpus: its 30000 pieces are more than
     the corpus holds. Here a two-document stand-in for it, which cannot make the tiny model's 256."""
