@@ -10,7 +10,10 @@ killed by SIGPIPE. Any other exception is a bug, and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib
+import importlib.metadata
+import importlib.util
 import logging
 import os
 import select
@@ -52,8 +55,47 @@ def configure_logging() -> None:
     logging.getLogger("albert_jax").setLevel(logging.INFO)
 
 
+# Signs of an accelerator before JAX starts: variables a TPU VM's runtime reads, device nodes of
+# TPUs and of NVIDIA and AMD GPUs (WSL's too), and Google's PCI vendor id (TPU chips; also its
+# virtual NICs, which only makes the check cautious).
+_TPU_VARIABLES = ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "TPU_WORKER_HOSTNAMES", "JAX_FORCE_TPU_INIT")
+_ACCELERATOR_NODES = ("dev/accel*", "dev/vfio/[0-9]*", "dev/nvidia[0-9]*", "dev/nvidiactl", "dev/kfd", "dev/dxg")
+_GOOGLE_PCI_VENDOR = "0x1ae0"
+
+
+def _no_accelerator_in_sight(root: str = "/") -> bool:
+    """Whether this machine (its file system at `root`) shows no sign of a TPU or GPU."""
+    if any(name in os.environ for name in _TPU_VARIABLES):
+        return False
+    if any(glob.glob(os.path.join(root, pattern)) for pattern in _ACCELERATOR_NODES):
+        return False
+    for vendor in glob.glob(os.path.join(root, "sys/bus/pci/devices/*/vendor")):
+        try:
+            with open(vendor) as file:
+                if file.read().strip() == _GOOGLE_PCI_VENDOR:
+                    return False
+        except OSError:
+            return False
+    return True
+
+
+def _skip_the_tpu_probe() -> None:
+    """libtpu (the [tpu] extra, installed to compile for pods on any machine) makes JAX try a TPU
+    backend in every process; where there is none, libtpu prints six lines of errors before JAX
+    falls back to the CPU. So where no accelerator is in sight and no JAX plugin for one is
+    installed, JAX starts on the CPU directly; unless JAX_PLATFORMS says otherwise, or JAX is
+    already imported (an in-process caller keeps its settings)."""
+    if "jax" in sys.modules or "JAX_PLATFORMS" in os.environ or importlib.util.find_spec("libtpu") is None:
+        return
+    if importlib.metadata.entry_points(group="jax_plugins") or importlib.util.find_spec("jax_plugins"):
+        return
+    if _no_accelerator_in_sight():
+        os.environ["JAX_PLATFORMS"] = "cpu"
+
+
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
+    _skip_the_tpu_probe()
     prog = "albert-jax"
     args: argparse.Namespace | None = None
     # Importing the command modules takes seconds: Ctrl-C may come before any command runs.
