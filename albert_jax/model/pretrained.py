@@ -370,8 +370,15 @@ def _read_orbax_params(directory: epath.Path) -> dict[tuple[str, ...], np.ndarra
     import orbax.checkpoint as ocp
 
     directory = storage.absolute(directory)
+    # The tree's metadata from the handler: the checkpointer's would also look for the metadata
+    # file of a whole step, which an item directory such as a workdir's `<step>/params` lacks,
+    # and warn that it is missing.
+    handler = ocp.PyTreeCheckpointHandler()
+    try:
+        metadata = handler.metadata(directory).tree
+    finally:
+        handler.close()
     with ocp.PyTreeCheckpointer() as checkpointer:
-        metadata = checkpointer.metadata(directory).item_metadata.tree
         as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata)
         tree = checkpointer.restore(directory, restore_args=as_numpy)
     return {tuple(str(k.key) for k in keys): np.asarray(value, dtype=np.float32)
