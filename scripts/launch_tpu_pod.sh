@@ -14,8 +14,9 @@
 #   - by default a wheel built here from this checkout (only the wheel is copied);
 #   - with ALBERT_JAX_SOURCE=REQUIREMENT, that pip requirement instead, e.g.
 #     ALBERT_JAX_SOURCE=git+https://github.com/ORG/albert_jax.git@v0.1.0 (then no checkout is needed).
-# albert_jax needs Python 3.11 or newer, where TPU VM images ship 3.10: the environment is made by
-# uv (installed for the user with pip), which fetches a Python 3.11+ when the image has none.
+# albert_jax needs Python 3.11 or newer, where TPU VM images on Ubuntu 22.04 ship 3.10: the
+# environment is made by uv (installed for the user with pip), which fetches a Python 3.11+ when
+# the image has none.
 # The command then runs on every worker from the home directory, with ~/albert_jax_env/bin first
 # on PATH. A preempted run resumes from its newest checkpoint when the same command is run again.
 set -euo pipefail
