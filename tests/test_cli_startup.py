@@ -53,15 +53,20 @@ def test_a_tpu_vm_variable_leaves_jax_to_choose(machine, monkeypatch):
 
 
 def _start_jax(skip_the_probe: bool) -> subprocess.CompletedProcess:
+    """A new process that starts JAX as a user's shell would (no JAX_PLATFORMS, no TPU variables:
+    `albert-jax compile` sets some in the process that ran it)."""
     code = ("import albert_jax.cli as cli; cli._skip_the_tpu_probe(); " if skip_the_probe else "") + \
         "import jax; print(jax.default_backend())"
-    environment = {name: value for name, value in os.environ.items() if name != "JAX_PLATFORMS"}
+    environment = {name: value for name, value in os.environ.items()
+                   if name != "JAX_PLATFORMS" and name not in _TPU_VARIABLES}
     return subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True,
                           timeout=300)
 
 
-def test_without_an_accelerator_jax_starts_on_the_cpu_without_libtpu_errors():
+def test_without_an_accelerator_jax_starts_on_the_cpu_without_libtpu_errors(monkeypatch):
     pytest.importorskip("libtpu", reason="the errors come from libtpu")
+    for name in _TPU_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     if not cli._no_accelerator_in_sight():
         pytest.skip("this machine has an accelerator")
     probed = _start_jax(skip_the_probe=False)
