@@ -33,3 +33,13 @@ def in_process_cache(compile_cache):
 
     with compiles_cached_in(compile_cache):
         yield
+
+
+@pytest.fixture
+def needs_gpu():
+    """Skips the test unless JAX runs on an NVIDIA GPU (`JAX_PLATFORMS=cuda`, as
+    scripts/gpu_check.sh runs these tests); asked at setup, so that collecting starts no backend."""
+    import jax
+
+    if jax.default_backend() != "gpu":
+        pytest.skip("needs an NVIDIA GPU: JAX_PLATFORMS=cuda (scripts/gpu_check.sh)")

@@ -1,6 +1,6 @@
 """Attention per device (model.attention): the kernel "auto" picks, splash attention (in Pallas
 interpret mode) against the XLA path, and the cuDNN arguments against the mask they stand for.
-The cuDNN kernel itself needs an NVIDIA GPU and is not run here."""
+The cuDNN kernel itself needs an NVIDIA GPU: its test runs only there (`scripts/gpu_check.sh`)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,30 @@ def test_splash_in_interpret_mode_equals_xla():
     np.testing.assert_allclose(splash_value, xla_value, rtol=1e-5)
     for name, ours, theirs in zip("qkv", splash_grads, xla_grads):
         np.testing.assert_allclose(ours, theirs, atol=2e-5, err_msg=f"d{name}")
+
+
+@pytest.mark.usefixtures("needs_gpu")
+@pytest.mark.parametrize("rows, packed", [(PACKED, True), (PADDED, False)], ids=["packed", "padded"])
+def test_cudnn_equals_xla(rows, packed):
+    """cuDNN's flash attention against the XLA path in bfloat16 at a real head size: outputs and
+    gradients at every real query, for packed rows (lengths and offsets) and padded ones."""
+    mask = (AttentionMask(jnp.asarray(rows), packed=True, max_segments=3) if packed
+            else AttentionMask.from_padding(jnp.asarray(rows)))
+    real = jnp.asarray(rows > 0)[:, :, None, None]
+    shape = (B, S, 4, 64)
+    q, k, v = (jax.random.normal(jax.random.key(i), shape, jnp.bfloat16) for i in range(3))
+    probe = jax.random.normal(jax.random.key(9), shape, jnp.float32)
+
+    def loss(attention):
+        return lambda q, k, v: jnp.sum(jnp.where(real, attention(q, k, v, mask).astype(jnp.float32) * probe, 0.0))
+
+    cudnn = jax.jit(jax.value_and_grad(loss(lambda *a: fused_attention("cudnn", *a)), argnums=(0, 1, 2)))
+    xla = jax.jit(jax.value_and_grad(loss(xla_attention), argnums=(0, 1, 2)))
+    (cudnn_value, cudnn_grads), (xla_value, xla_grads) = cudnn(q, k, v), xla(q, k, v)
+    np.testing.assert_allclose(cudnn_value, xla_value, rtol=2e-2)
+    for name, ours, theirs in zip("qkv", cudnn_grads, xla_grads):
+        ours, theirs = np.asarray(ours, np.float32), np.asarray(theirs, np.float32)
+        np.testing.assert_allclose(ours, theirs, atol=3e-2 * np.abs(theirs).max(), err_msg=f"d{name}")
 
 
 def test_cudnn_segment_layout_describes_the_packed_mask():

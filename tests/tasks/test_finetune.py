@@ -59,6 +59,20 @@ def test_several_steps_per_execution_fine_tune_exactly_as_one(sentiment_run, tmp
     assert (tmp_path / "dev_predictions.jsonl").read_text() == (sentiment_run / "dev_predictions.jsonl").read_text()
 
 
+@pytest.mark.usefixtures("needs_gpu")
+@pytest.mark.parametrize("packing", ["false", "true"])
+def test_a_tiny_model_learns_with_cudnn_attention(tmp_path, pretrained_dir, sentiment_files, packing):
+    train, dev = sentiment_files
+    assert main(["finetune", "--config", CLASSIFICATION, "--workdir", str(tmp_path),
+                 f"--config.init_from={pretrained_dir}", f"--config.data.train_file={train}",
+                 f"--config.data.dev_file={dev}", "--config.data.text_column=sentence", *FAST,
+                 "--config.model.dtype=bfloat16", "--config.model.attention_implementation=cudnn",
+                 "--config.model.attention_probs_dropout_prob=0.0",
+                 f"--config.data.packing={packing}"]) == 0
+    results = json.loads((tmp_path / "eval_results.json").read_text())
+    assert results["best"]["accuracy"] >= 0.9, results
+
+
 def test_the_best_model_loads_in_transformers_with_its_labels(sentiment_run):
     transformers = pytest.importorskip("transformers")
     model = transformers.AutoModelForSequenceClassification.from_pretrained(sentiment_run / "best")
