@@ -27,7 +27,7 @@ while read -r config batch steps length; do
   length=${length:-512}
   workdir="$OUT/${config%%.py*}"
   rm -rf "$workdir"
-  albert-jax pretrain --config "pretrain/$config" --workdir "$workdir" --config.data.source=synthetic \
+  python -m albert_jax.cli pretrain --config "pretrain/$config" --workdir "$workdir" --config.data.source=synthetic \
     --config.seq_length="$length" --config.global_batch_size="$batch" --config.num_train_steps="$steps" \
     --config.warmup_steps=10 --config.log_every_steps=10 --config.eval_every_steps="$steps" \
     --config.eval_steps=1 --config.checkpoint_every_steps="$steps" --config.keep_checkpoints=1
