@@ -4,13 +4,8 @@ idempotence, refusals, and reading without TensorFlow."""
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +16,7 @@ from albert_jax.data.documents import EVAL_SPLIT, SPLITS, TRAIN_SPLIT, load_docu
 from albert_jax.data.prepare import _held_out, prepare
 from albert_jax.data.tokenizer import Tokenizer
 from albert_jax.errors import InputError
-
-REPOSITORY = Path(__file__).resolve().parents[2]
+from tests.without_tensorflow import run_without_tensorflow
 
 
 class ListCorpus(Corpus):
@@ -203,24 +197,7 @@ def test_prepare_and_load_without_tensorflow(tmp_path, tiny_tokenizer):
     """TensorFlow is made unimportable, as when it is not installed."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("First sentence.\nSecond sentence.\n\nAnother document.\n")
-    script = textwrap.dedent(
-        f"""
-        import sys
-
-        class HideTensorFlow:
-            def __init__(self, finders):
-                self.finders = finders
-
-            def find_spec(self, name, path, target=None):
-                if name == "tensorflow" or name.startswith("tensorflow."):
-                    return None
-                for finder in self.finders:
-                    spec = finder.find_spec(name, path, target)
-                    if spec is not None:
-                        return spec
-                return None
-
-        sys.meta_path[:] = [HideTensorFlow(list(sys.meta_path))]
+    run_without_tensorflow(f"""
         from albert_jax.data.corpus import TextFiles
         from albert_jax.data.documents import load_documents
         from albert_jax.data.prepare import prepare
@@ -231,16 +208,4 @@ def test_prepare_and_load_without_tensorflow(tmp_path, tiny_tokenizer):
                 eval_fraction=0, num_workers=0, progress=False)
         source = load_documents({str(tmp_path / "out")!r}, "train", tokenizer)
         assert [len(source[i]["sentence_lengths"]) for i in range(len(source))] == [2, 1]
-        assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
-        print("ok")
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+        """, tmp_path)
