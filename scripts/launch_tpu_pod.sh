@@ -30,6 +30,7 @@ usage() {
 TPU_NAME=$1
 ZONE=$2
 shift 2
+# (An empty array is expanded as ${A[@]+"${A[@]}"}: macOS's bash 3.2 calls "${A[@]}" unbound under set -u.)
 PROJECT_FLAG=()
 if [[ $1 != "--" ]]; then
   PROJECT_FLAG=(--project "$1")
@@ -41,7 +42,7 @@ COMMAND=$(printf '%q ' "$@")
 ENV_DIR='$HOME/albert_jax_env'
 
 on_every_worker() {
-  gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone "$ZONE" "${PROJECT_FLAG[@]}" --worker=all \
+  gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone "$ZONE" ${PROJECT_FLAG[@]+"${PROJECT_FLAG[@]}"} --worker=all \
     --command "$1"
 }
 
@@ -66,7 +67,7 @@ if [[ ${SETUP:-0} == 1 ]]; then
     WHEEL=$(ls "$STAGING"/dist/albert_jax-*.whl)
     on_every_worker "rm -rf ~/albert_jax_wheel && mkdir ~/albert_jax_wheel"
     gcloud compute tpus tpu-vm scp "$WHEEL" "$TPU_NAME":albert_jax_wheel/ --zone "$ZONE" \
-      "${PROJECT_FLAG[@]}" --worker=all
+      ${PROJECT_FLAG[@]+"${PROJECT_FLAG[@]}"} --worker=all
     REQUIREMENT="\"albert_jax[tpu] @ file://\$HOME/albert_jax_wheel/$(basename "$WHEEL")\""
   fi
   # pip refuses --user installs into an image's Python that is externally managed (PEP 668)
