@@ -238,20 +238,28 @@ _ECHOES = _StorageFailureEchoes()
 def _quiet_storage_failure_echoes() -> None:
     for name in ("absl", "asyncio"):  # orbax's logger, and asyncio's about unretrieved futures
         logging.getLogger(name).addFilter(_ECHOES)  # once: a filter already there is not added
-    if not getattr(sys.unraisablehook, "drops_closed_loop_callbacks", False):
-        sys.unraisablehook = _dropping_closed_loop_callbacks(sys.unraisablehook)
+    if not getattr(sys.unraisablehook, "drops_storage_echoes", False):
+        sys.unraisablehook = _dropping_storage_echoes(sys.unraisablehook)
 
 
-def _dropping_closed_loop_callbacks(hook):
-    """`hook`, except for the "Event loop is closed" that tensorstore raises when it completes a
-    write of a save that failed: orbax closed that save's event loop when the first write failed."""
+def _dropping_storage_echoes(hook):
+    """`hook`, except for two echoes of a failure already reported:
+    - the "Event loop is closed" that tensorstore raises when it completes a write of a save that
+      failed: orbax closed that save's event loop when the first write failed;
+    - orbax's reads of the other arrays of a checkpoint that did not restore, abandoned when the
+      first read failed and closed whenever they are collected (anywhere in the run, not always
+      within the restore), each raising a page of "Encountered error while reading array"."""
 
     def filtered(unraisable) -> None:
         error = unraisable.exc_value
-        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+        closed_loop = isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+        abandoned_read = (getattr(getattr(unraisable.object, "cr_code", None), "co_name", None)
+                          == "_read_array_index_and_device_put"
+                          and isinstance(error.__cause__, GeneratorExit))
+        if not (closed_loop or abandoned_read):
             hook(unraisable)
 
-    filtered.drops_closed_loop_callbacks = True
+    filtered.drops_storage_echoes = True
     return filtered
 
 
