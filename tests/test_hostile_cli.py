@@ -14,6 +14,7 @@ import contextlib
 import io
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,16 @@ def test_a_dataset_without_training_documents_is_refused_before_the_workdir(root
                          "--config.model.vocab_size=32")
     assert_refused(status, stderr, "pretrain", f"the prepared dataset '{root / 'prepared'}' has no training documents")
     assert tree(root) == before
+
+
+def test_a_backend_that_jax_platforms_names_and_cannot_start_is_one_line(root):
+    """Run in a new process: this one's JAX backend has started already."""
+    result = subprocess.run([sys.executable, "-m", "albert_jax.cli", "pretrain", "--config", TINY_CONFIG,
+                             "--workdir", str(root / "run")], env=dict(os.environ, JAX_PLATFORMS="nosuchchip"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "albert-jax pretrain: error: JAX_PLATFORMS='nosuchchip' names a backend JAX cannot start here "
+        "(Unable to initialize backend 'nosuchchip'")
+    assert not (root / "run").exists()
