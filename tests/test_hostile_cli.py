@@ -252,14 +252,18 @@ def test_a_dataset_without_training_documents_is_refused_before_the_workdir(root
     assert tree(root) == before
 
 
-def test_a_backend_that_jax_platforms_names_and_cannot_start_is_one_line(root):
+@pytest.mark.parametrize("argv", [
+    ["pretrain", "--config", TINY_CONFIG, "--workdir", "run"],
+    ["predict", "--workdir", "run", "--input", "file", "--output", "out.jsonl"],
+], ids=["pretrain", "predict"])
+def test_a_backend_that_jax_platforms_names_and_cannot_start_is_one_line(argv, root):
     """Run in a new process: this one's JAX backend has started already."""
-    result = subprocess.run([sys.executable, "-m", "albert_jax.cli", "pretrain", "--config", TINY_CONFIG,
-                             "--workdir", str(root / "run")], env=dict(os.environ, JAX_PLATFORMS="nosuchchip"),
-                            capture_output=True, text=True, timeout=300)
+    before = tree(root)
+    result = subprocess.run([sys.executable, "-m", "albert_jax.cli", *argv], cwd=root, capture_output=True,
+                            env=dict(os.environ, JAX_PLATFORMS="nosuchchip"), text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
-        "albert-jax pretrain: error: JAX_PLATFORMS='nosuchchip' names a backend JAX cannot start here "
+        f"albert-jax {argv[0]}: error: JAX_PLATFORMS='nosuchchip' names a backend JAX cannot start here "
         "(Unable to initialize backend 'nosuchchip'")
-    assert not (root / "run").exists()
+    assert tree(root) == before

@@ -164,7 +164,9 @@ def _glue_task_name(value: str) -> str:
 def _predict(args: argparse.Namespace, _overrides: list[str]) -> int:
     from albert_jax.tasks import finetune
     from albert_jax.train.cli import compilation_cache
+    from albert_jax.train.mesh import all_devices
 
+    all_devices()  # JAX starts here, where a backend that cannot start is one line
     with compilation_cache():
         count = finetune.predict(args.workdir, args.input, args.output, args.format)
     print(f"albert-jax predict: {count} predictions -> {args.output}")

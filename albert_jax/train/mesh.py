@@ -96,7 +96,7 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
 # -- the mesh ------------------------------------------------------------------------------------
 
 
-def _all_devices() -> list[jax.Device]:
+def all_devices() -> list[jax.Device]:
     """Every device of the run. A backend that the user's JAX_PLATFORMS names and that cannot
     start here (no plugin for it, no such chip) is bad input, not a JAX traceback."""
     try:
@@ -118,7 +118,7 @@ def make_mesh(data: int, fsdp: int, tensor: int, dcn_data: int = -1,
     One of data/fsdp/tensor may be -1: it takes the devices of a slice the others leave. The
     axes are `Auto`, so the model's sharding constraints apply inside jit.
     """
-    devices = list(_all_devices() if devices is None else devices)
+    devices = list(all_devices() if devices is None else devices)
     num_slices = len({getattr(d, "slice_index", 0) for d in devices})
     dcn_data = num_slices if dcn_data == -1 else dcn_data
     if dcn_data != num_slices:
