@@ -12,7 +12,7 @@ import pytest
 
 from albert_jax import cli
 
-_TPU_VARIABLES = ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "TPU_WORKER_HOSTNAMES", "JAX_FORCE_TPU_INIT")
+_TPU_VARIABLES = cli._TPU_VARIABLES
 
 
 def _touch(root: Path, relative: str, text: str = "") -> None:

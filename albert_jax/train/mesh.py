@@ -105,7 +105,8 @@ def all_devices() -> list[jax.Device]:
         platforms = jax.config.jax_platforms
         if not platforms:
             raise
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else "no backend started"
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else "no backend started"
         raise InputError(f"JAX_PLATFORMS={platforms!r} names a backend JAX cannot start here ({reason}); "
                          "install JAX's plugin for it ('jax[cuda12]' for NVIDIA GPUs, 'jax[tpu]' for "
                          "TPUs), or unset JAX_PLATFORMS to let JAX choose") from error
