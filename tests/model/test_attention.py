@@ -65,20 +65,25 @@ def test_a_named_kernel_that_cannot_run_is_an_input_error():
         choose_implementation("cudnn", query, True)
 
 
-def test_splash_in_interpret_mode_equals_xla():
-    """Outputs and gradients at every real query (padding queries read nothing), for a packed row
-    with padding and a full row (splash reads unpacked rows the same way: segment ids 0 and 1)."""
-    mask = AttentionMask(jnp.asarray(PACKED), packed=True)
-    real = jnp.asarray(PACKED > 0)[:, :, None, None]
-    q, k, v = qkv()
-    probe = jax.random.normal(jax.random.key(9), (B, S, N, D))
+def kernel_and_xla(kernel: str, mask: AttentionMask, rows, q, k, v):
+    """(value, gradients) of a probe of the attention output at every real query (padding
+    queries read nothing) through the fused `kernel`, then the same through the XLA path."""
+    real = jnp.asarray(rows > 0)[:, :, None, None]
+    probe = jax.random.normal(jax.random.key(9), q.shape, jnp.float32)
 
     def loss(attention):
-        return lambda q, k, v: jnp.sum(jnp.where(real, attention(q, k, v, mask) * probe, 0.0))
+        return lambda q, k, v: jnp.sum(jnp.where(real, attention(q, k, v, mask).astype(jnp.float32) * probe, 0.0))
 
-    splash = jax.jit(jax.value_and_grad(loss(lambda *a: fused_attention("splash", *a)), argnums=(0, 1, 2)))
-    xla = jax.value_and_grad(loss(xla_attention), argnums=(0, 1, 2))
-    (splash_value, splash_grads), (xla_value, xla_grads) = splash(q, k, v), xla(q, k, v)
+    fused = jax.jit(jax.value_and_grad(loss(lambda *a: fused_attention(kernel, *a)), argnums=(0, 1, 2)))
+    xla = jax.jit(jax.value_and_grad(loss(xla_attention), argnums=(0, 1, 2)))
+    return fused(q, k, v), xla(q, k, v)
+
+
+def test_splash_in_interpret_mode_equals_xla():
+    """Outputs and gradients for a packed row with padding and a full row (splash reads unpacked
+    rows the same way: segment ids 0 and 1)."""
+    mask = AttentionMask(jnp.asarray(PACKED), packed=True)
+    (splash_value, splash_grads), (xla_value, xla_grads) = kernel_and_xla("splash", mask, PACKED, *qkv())
     np.testing.assert_allclose(splash_value, xla_value, rtol=1e-5)
     for name, ours, theirs in zip("qkv", splash_grads, xla_grads):
         np.testing.assert_allclose(ours, theirs, atol=2e-5, err_msg=f"d{name}")
@@ -88,20 +93,11 @@ def test_splash_in_interpret_mode_equals_xla():
 @pytest.mark.parametrize("rows, packed", [(PACKED, True), (PADDED, False)], ids=["packed", "padded"])
 def test_cudnn_equals_xla(rows, packed):
     """cuDNN's flash attention against the XLA path in bfloat16 at a real head size: outputs and
-    gradients at every real query, for packed rows (lengths and offsets) and padded ones."""
+    gradients, for packed rows (lengths and offsets) and padded ones."""
     mask = (AttentionMask(jnp.asarray(rows), packed=True, max_segments=3) if packed
             else AttentionMask.from_padding(jnp.asarray(rows)))
-    real = jnp.asarray(rows > 0)[:, :, None, None]
-    shape = (B, S, 4, 64)
-    q, k, v = (jax.random.normal(jax.random.key(i), shape, jnp.bfloat16) for i in range(3))
-    probe = jax.random.normal(jax.random.key(9), shape, jnp.float32)
-
-    def loss(attention):
-        return lambda q, k, v: jnp.sum(jnp.where(real, attention(q, k, v, mask).astype(jnp.float32) * probe, 0.0))
-
-    cudnn = jax.jit(jax.value_and_grad(loss(lambda *a: fused_attention("cudnn", *a)), argnums=(0, 1, 2)))
-    xla = jax.jit(jax.value_and_grad(loss(xla_attention), argnums=(0, 1, 2)))
-    (cudnn_value, cudnn_grads), (xla_value, xla_grads) = cudnn(q, k, v), xla(q, k, v)
+    q, k, v = (jax.random.normal(jax.random.key(i), (B, S, 4, 64), jnp.bfloat16) for i in range(3))
+    (cudnn_value, cudnn_grads), (xla_value, xla_grads) = kernel_and_xla("cudnn", mask, rows, q, k, v)
     np.testing.assert_allclose(cudnn_value, xla_value, rtol=2e-2)
     for name, ours, theirs in zip("qkv", cudnn_grads, xla_grads):
         ours, theirs = np.asarray(ours, np.float32), np.asarray(theirs, np.float32)
